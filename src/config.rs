@@ -1,0 +1,419 @@
+//! Settings: read once from flags and environment (clap), validated into a
+//! [`Config`] that the rest of the program receives by value or `Arc`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use url::Url;
+
+/// Every `CONSULTA_*` variable the program reads. Any other `CONSULTA_*`
+/// variable in the environment is a typo that would silently do nothing, so
+/// start-up refuses it.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "CONSULTA_BIND",
+    "CONSULTA_PUBLIC_URL",
+    "CONSULTA_TLS",
+    "CONSULTA_TLS_CERT",
+    "CONSULTA_TLS_KEY",
+    "CONSULTA_JWT_SECRET",
+    "CONSULTA_SMTP_URL",
+    "CONSULTA_MAIL_FROM",
+    "CONSULTA_RTC_UDP_PORT",
+    "CONSULTA_RTC_PUBLIC_IP",
+    "CONSULTA_ICE_SERVERS",
+    "CONSULTA_DATA_DIR",
+    "CONSULTA_MAIL_RETRY_MIN_SECS",
+    "CONSULTA_BCRYPT_COST",
+    "CONSULTA_SESSION_IDLE_MINUTES",
+    "CONSULTA_SESSION_MAX_HOURS",
+    "CONSULTA_LOGIN_IP_PER_MINUTE",
+    "CONSULTA_LOGIN_ACCOUNT_PER_MINUTE",
+    "CONSULTA_TRUST_PROXY",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Toggle {
+    On,
+    Off,
+}
+
+/// The raw settings, as clap reads them. The value names are the variable
+/// names so that clap's own error messages name the variable at fault.
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// `sqlite://…` or `mysql://…`; migrations run at start.
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "sqlite://data/consulta.db",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+
+    /// TCP listen address.
+    #[arg(long, global = true, env = "CONSULTA_BIND", value_name = "CONSULTA_BIND", default_value = "127.0.0.1:8443")]
+    pub bind: SocketAddr,
+
+    /// Base of links in emails; its origin is the only one allowed for
+    /// browser requests and WebSocket upgrades.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_PUBLIC_URL",
+        value_name = "CONSULTA_PUBLIC_URL",
+        default_value = "https://localhost:8443"
+    )]
+    pub public_url: String,
+
+    /// `off` serves plain HTTP, for running behind a TLS-terminating proxy.
+    #[arg(long, global = true, env = "CONSULTA_TLS", value_name = "CONSULTA_TLS", value_enum, default_value = "on")]
+    pub tls: Toggle,
+
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_TLS_CERT",
+        value_name = "CONSULTA_TLS_CERT",
+        default_value = "certs/cert.pem"
+    )]
+    pub tls_cert: PathBuf,
+
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_TLS_KEY",
+        value_name = "CONSULTA_TLS_KEY",
+        default_value = "certs/key.pem"
+    )]
+    pub tls_key: PathBuf,
+
+    /// At least 32 bytes; generated once into `<data dir>/jwt.secret` when unset.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_JWT_SECRET",
+        value_name = "CONSULTA_JWT_SECRET",
+        hide_env_values = true
+    )]
+    pub jwt_secret: Option<String>,
+
+    /// lettre's SMTP URL form; unset writes mails as files into `<data dir>/mail`.
+    #[arg(long, global = true, env = "CONSULTA_SMTP_URL", value_name = "CONSULTA_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_MAIL_FROM",
+        value_name = "CONSULTA_MAIL_FROM",
+        default_value = "Consulta <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+
+    /// The one UDP port all media uses.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_RTC_UDP_PORT",
+        value_name = "CONSULTA_RTC_UDP_PORT",
+        default_value_t = 8443
+    )]
+    pub rtc_udp_port: u16,
+
+    /// IP to advertise in ICE candidates (1:1 NAT, cloud hosts).
+    #[arg(long, global = true, env = "CONSULTA_RTC_PUBLIC_IP", value_name = "CONSULTA_RTC_PUBLIC_IP")]
+    pub rtc_public_ip: Option<IpAddr>,
+
+    /// JSON list of STUN/TURN servers handed to browsers.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_ICE_SERVERS",
+        value_name = "CONSULTA_ICE_SERVERS",
+        default_value = "[]"
+    )]
+    pub ice_servers: String,
+
+    /// Where SQLite, mail files and the generated secret live.
+    #[arg(long, global = true, env = "CONSULTA_DATA_DIR", value_name = "CONSULTA_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// First retry delay for a mail the SMTP server did not take; doubles up to an hour.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_MAIL_RETRY_MIN_SECS",
+        value_name = "CONSULTA_MAIL_RETRY_MIN_SECS",
+        default_value_t = 60
+    )]
+    pub mail_retry_min_secs: u64,
+
+    /// bcrypt work factor (4–31). Lower it only for tests.
+    #[arg(long, global = true, env = "CONSULTA_BCRYPT_COST", value_name = "CONSULTA_BCRYPT_COST",
+          default_value_t = 12, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
+    /// A session ends after this many minutes without a request.
+    #[arg(long, global = true, env = "CONSULTA_SESSION_IDLE_MINUTES",
+          value_name = "CONSULTA_SESSION_IDLE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub session_idle_minutes: u32,
+
+    /// A session ends this many hours after sign-in, however active.
+    #[arg(long, global = true, env = "CONSULTA_SESSION_MAX_HOURS",
+          value_name = "CONSULTA_SESSION_MAX_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=720))]
+    pub session_max_hours: u32,
+
+    /// Sign-in and registration attempts per client IP per minute.
+    #[arg(long, global = true, env = "CONSULTA_LOGIN_IP_PER_MINUTE",
+          value_name = "CONSULTA_LOGIN_IP_PER_MINUTE", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_ip_per_minute: u32,
+
+    /// Sign-in attempts per account per minute.
+    #[arg(long, global = true, env = "CONSULTA_LOGIN_ACCOUNT_PER_MINUTE",
+          value_name = "CONSULTA_LOGIN_ACCOUNT_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub login_account_per_minute: u32,
+
+    /// Take the client IP from `X-Forwarded-For` (set it only behind a proxy
+    /// that overwrites that header).
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_TRUST_PROXY",
+        value_name = "CONSULTA_TRUST_PROXY",
+        value_enum,
+        default_value = "off"
+    )]
+    pub trust_proxy: Toggle,
+}
+
+/// A setting that cannot be used, named by its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+fn invalid(variable: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { variable, message: message.into() }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Sqlite,
+    MySql,
+}
+
+impl std::fmt::Display for DatabaseKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DatabaseKind::Sqlite => "SQLite",
+            DatabaseKind::MySql => "MySQL/MariaDB",
+        })
+    }
+}
+
+/// The public base URL: links in mail and the one origin browsers may use.
+#[derive(Clone, Debug)]
+pub struct PublicUrl {
+    base: String,
+    origin: String,
+}
+
+impl PublicUrl {
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        const VAR: &str = "CONSULTA_PUBLIC_URL";
+        let url = Url::parse(raw).map_err(|e| invalid(VAR, format!("not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid(VAR, "must start with https:// or http://"));
+        }
+        if url.host_str().is_none() || url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(VAR, "must be a plain base URL such as https://clinic.example"));
+        }
+        let origin = url.origin().ascii_serialization();
+        let base = url.as_str().trim_end_matches('/').to_owned();
+        Ok(Self { base, origin })
+    }
+
+    /// Without a trailing slash, e.g. `https://localhost:8443`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `scheme://host[:port]`, as browsers send it in `Origin`.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database_url: String,
+    pub database_kind: DatabaseKind,
+    pub bind: SocketAddr,
+    pub public_url: PublicUrl,
+    pub tls: Option<TlsFiles>,
+    pub jwt_secret: Option<Vec<u8>>,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub rtc_udp_port: u16,
+    pub rtc_public_ip: Option<IpAddr>,
+    pub ice_servers: Vec<IceServer>,
+    pub data_dir: PathBuf,
+    pub mail_retry_min: Duration,
+    pub bcrypt_cost: u32,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub login_ip_per_minute: u32,
+    pub login_account_per_minute: u32,
+    pub trust_proxy: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Which backend a `DATABASE_URL` names; a typo is an error, never a guess.
+pub fn database_kind(url: &str) -> Result<DatabaseKind, ConfigError> {
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        "sqlite" => Ok(DatabaseKind::Sqlite),
+        "mysql" | "mariadb" => Ok(DatabaseKind::MySql),
+        _ => Err(invalid(
+            "DATABASE_URL",
+            "must start with sqlite:// or mysql:// (for example sqlite://data/consulta.db)",
+        )),
+    }
+}
+
+impl Settings {
+    pub fn validate(self) -> Result<Config, ConfigError> {
+        let database_kind = database_kind(&self.database_url)?;
+        // sqlx does not know the `mariadb` scheme; it is the same protocol.
+        let database_url = match self.database_url.strip_prefix("mariadb://") {
+            Some(rest) => format!("mysql://{rest}"),
+            None => self.database_url,
+        };
+        let public_url = PublicUrl::parse(&self.public_url)?;
+        let jwt_secret = match self.jwt_secret {
+            Some(s) if s.len() < 32 => {
+                return Err(invalid("CONSULTA_JWT_SECRET", "must be at least 32 bytes long"));
+            }
+            Some(s) => Some(s.into_bytes()),
+            None => None,
+        };
+        if let Some(smtp) = &self.smtp_url
+            && !(smtp.starts_with("smtp://") || smtp.starts_with("smtps://"))
+        {
+            return Err(invalid(
+                "CONSULTA_SMTP_URL",
+                "must start with smtp:// or smtps:// (for example smtp://127.0.0.1:2525)",
+            ));
+        }
+        let ice_servers: Vec<IceServer> = serde_json::from_str(&self.ice_servers).map_err(|_| {
+            invalid("CONSULTA_ICE_SERVERS", r#"must be a JSON list such as [{"urls":["stun:stun.example.org:3478"]}]"#)
+        })?;
+        if self.mail_retry_min_secs == 0 || self.mail_retry_min_secs > 3600 {
+            return Err(invalid("CONSULTA_MAIL_RETRY_MIN_SECS", "must be between 1 and 3600"));
+        }
+        if self.mail_from.trim().is_empty() || self.mail_from.contains(['\r', '\n']) {
+            return Err(invalid(
+                "CONSULTA_MAIL_FROM",
+                "must be one mailbox such as Consulta <no-reply@clinic.example>",
+            ));
+        }
+        let tls = match self.tls {
+            Toggle::On => Some(TlsFiles { cert: self.tls_cert, key: self.tls_key }),
+            Toggle::Off => None,
+        };
+        Ok(Config {
+            database_url,
+            database_kind,
+            bind: self.bind,
+            public_url,
+            tls,
+            jwt_secret,
+            smtp_url: self.smtp_url,
+            mail_from: self.mail_from,
+            rtc_udp_port: self.rtc_udp_port,
+            rtc_public_ip: self.rtc_public_ip,
+            ice_servers,
+            data_dir: self.data_dir,
+            mail_retry_min: Duration::from_secs(self.mail_retry_min_secs),
+            bcrypt_cost: self.bcrypt_cost,
+            session_idle: Duration::from_secs(u64::from(self.session_idle_minutes) * 60),
+            session_max: Duration::from_secs(u64::from(self.session_max_hours) * 3600),
+            login_ip_per_minute: self.login_ip_per_minute,
+            login_account_per_minute: self.login_account_per_minute,
+            trust_proxy: self.trust_proxy == Toggle::On,
+        })
+    }
+}
+
+/// Refuses `CONSULTA_*` variables that nothing reads (a typo would
+/// otherwise be ignored silently).
+pub fn check_unknown_variables(vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
+    for (name, _) in vars {
+        if name.starts_with("CONSULTA_") && !KNOWN_VARIABLES.contains(&name.as_str()) {
+            return Err(ConfigError {
+                variable: "environment",
+                message: format!("unknown variable {name}; see README.md for the accepted ones"),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_kind_comes_from_the_scheme() {
+        assert_eq!(database_kind("sqlite://x.db").ok(), Some(DatabaseKind::Sqlite));
+        assert_eq!(database_kind("mysql://root@h/db").ok(), Some(DatabaseKind::MySql));
+        let err = database_kind("postgress://h/db").err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.starts_with("DATABASE_URL")));
+    }
+
+    #[test]
+    fn public_url_origin_drops_the_path() {
+        let url = PublicUrl::parse("https://clinic.example:8443/consulta/").ok();
+        assert_eq!(url.as_ref().map(PublicUrl::origin), Some("https://clinic.example:8443"));
+        assert_eq!(url.as_ref().map(PublicUrl::base), Some("https://clinic.example:8443/consulta"));
+        assert!(PublicUrl::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn unknown_consulta_variables_are_refused() {
+        let vars = vec![("CONSULTA_BND".to_owned(), "x".to_owned())];
+        let err = check_unknown_variables(vars.into_iter()).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("CONSULTA_BND")));
+        let ok = vec![("CONSULTA_BIND".to_owned(), "x".to_owned()), ("HOME".into(), "/".into())];
+        assert!(check_unknown_variables(ok.into_iter()).is_ok());
+    }
+}

@@ -1,0 +1,169 @@
+//! The database: backend choice, pool, migrations and one repository per
+//! table group. The only module that contains SQL.
+//!
+//! The same SQL runs on SQLite and MySQL/MariaDB through sqlx's `Any`
+//! driver, so columns keep to what both read alike: integers (times are
+//! epoch milliseconds, booleans 0/1), text and UUIDs as text.
+
+pub mod sessions;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone as _, Utc};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::DatabaseKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// A unique constraint refused the write.
+    #[error("the row conflicts with an existing one")]
+    Conflict,
+    /// The database cannot be reached right now.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("database error")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => DbError::Conflict,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                DbError::Unavailable(e)
+            }
+            _ => DbError::Other(e),
+        }
+    }
+}
+
+impl DbError {
+    /// Deadlocks, lock-wait timeouts and SQLite's busy codes: the whole
+    /// transaction may succeed when run again.
+    pub fn is_retryable(&self) -> bool {
+        let DbError::Other(sqlx::Error::Database(db)) = self else {
+            return false;
+        };
+        if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            return matches!(my.number(), 1213 | 1205 | 1020);
+        }
+        matches!(db.code().as_deref(), Some("40001" | "5" | "517" | "6" | "261"))
+    }
+}
+
+/// A pool on one backend, with the SQL dialect details that differ.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    kind: DatabaseKind,
+}
+
+impl Db {
+    /// Connects, creating the SQLite file (and its folder) when missing.
+    pub async fn connect(url: &str, kind: DatabaseKind) -> Result<Self, DbError> {
+        install_default_drivers();
+        let url = match kind {
+            DatabaseKind::Sqlite => prepare_sqlite_url(url)?,
+            DatabaseKind::MySql => url.to_owned(),
+        };
+        let max = match kind {
+            // SQLite takes one writer at a time; more connections only help readers.
+            DatabaseKind::Sqlite => 8,
+            DatabaseKind::MySql => 32,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    let setup: &[&str] = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                        &[
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA busy_timeout = 5000",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA synchronous = FULL",
+                        ]
+                    } else {
+                        // Strict mode turns over-long strings and bad values into
+                        // errors instead of silent truncation.
+                        &[
+                            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
+                            "SET SESSION time_zone = '+00:00'",
+                            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                        ]
+                    };
+                    for statement in setup {
+                        conn.execute(*statement).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        Ok(Self { pool, kind })
+    }
+
+    pub fn kind(&self) -> &DatabaseKind {
+        &self.kind
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies the migrations of this backend that have not run yet.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self.kind {
+            DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+            DatabaseKind::MySql => sqlx::migrate!("./migrations/mysql").run(&self.pool).await,
+        }
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock at
+    /// once, so it waits in `busy_timeout` instead of failing on upgrade.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, DbError> {
+        let tx = match self.kind {
+            DatabaseKind::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            DatabaseKind::MySql => self.pool.begin().await?,
+        };
+        Ok(tx)
+    }
+
+    /// Whether the database answers (for health checks).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path != ":memory:"
+        && let Some(dir) = Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| DbError::Unavailable(sqlx::Error::Io(e)))?;
+    }
+    let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
+    let joined = [query, mode].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
+    Ok(format!("sqlite://{path}?{joined}"))
+}
+
+pub fn to_millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub fn from_millis(ms: i64) -> Result<DateTime<Utc>, DbError> {
+    Utc.timestamp_millis_opt(ms).single().ok_or_else(|| DbError::Corrupt(format!("timestamp {ms} is out of range")))
+}

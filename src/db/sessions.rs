@@ -1,0 +1,126 @@
+//! The `sessions` table: one row per sign-in. A token is only as good as
+//! its row, which is what makes logout and expiry immediate.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::users::user_from_row;
+use super::{Db, DbError, from_millis, to_millis};
+use crate::domain::{SessionId, User, UserId};
+
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked: bool,
+}
+
+impl Db {
+    pub async fn insert_session(
+        &self,
+        id: SessionId,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        client_ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.to_string())
+        .bind(user_id.to_string())
+        .bind(to_millis(now))
+        .bind(to_millis(now))
+        .bind(to_millis(expires_at))
+        .bind(client_ip)
+        .bind(user_agent.map(|ua| ua.chars().take(400).collect::<String>()))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, DbError> {
+        let row = sqlx::query(
+            "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at FROM sessions WHERE id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = row.try_get("user_id")?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+        Ok(Some(SessionRecord {
+            id,
+            user_id: user_id.parse().map_err(|_| DbError::Corrupt(format!("user id {user_id}")))?,
+            created_at: from_millis(row.try_get("created_at")?)?,
+            last_seen_at: from_millis(row.try_get("last_seen_at")?)?,
+            expires_at: from_millis(row.try_get("expires_at")?)?,
+            revoked: revoked_at.is_some(),
+        }))
+    }
+
+    /// The session and its user in one round trip (every request asks).
+    pub async fn session_with_user(&self, id: SessionId) -> Result<Option<(SessionRecord, User)>, DbError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.email, u.name, u.role, u.timezone, s.user_id, s.created_at, s.last_seen_at, \
+             s.expires_at, s.revoked_at FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?",
+        )
+        .bind(id.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row)?;
+        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
+        let session = SessionRecord {
+            id,
+            user_id: user.id,
+            created_at: from_millis(row.try_get("created_at")?)?,
+            last_seen_at: from_millis(row.try_get("last_seen_at")?)?,
+            expires_at: from_millis(row.try_get("expires_at")?)?,
+            revoked: revoked_at.is_some(),
+        };
+        Ok(Some((session, user)))
+    }
+
+    pub async fn touch_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query("UPDATE sessions SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?")
+            .bind(to_millis(now))
+            .bind(id.to_string())
+            .bind(to_millis(now))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), DbError> {
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            .bind(to_millis(now))
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` except `keep` (after a password change).
+    pub async fn revoke_other_sessions(
+        &self,
+        user_id: UserId,
+        keep: Option<SessionId>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, DbError> {
+        let keep = keep.map(|k| k.to_string()).unwrap_or_default();
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL")
+                .bind(to_millis(now))
+                .bind(user_id.to_string())
+                .bind(keep)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,20 @@
+//! Parsed domain values and pure rules. Nothing here knows about HTTP, SQL
+//! or WebRTC; a value of these types is valid by construction.
+
+mod email;
+mod field_errors;
+mod ids;
+mod name;
+mod password;
+mod role;
+mod timezone;
+mod user;
+
+pub use email::Email;
+pub use field_errors::FieldErrors;
+pub use ids::{AppointmentId, SessionId, UserId};
+pub use name::PersonName;
+pub use password::Password;
+pub use role::Role;
+pub use timezone::TimeZone;
+pub use user::User;

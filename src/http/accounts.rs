@@ -1,0 +1,159 @@
+//! Registration, sign-in, sign-out and the caller's own account.
+
+use std::net::IpAddr;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply as _};
+
+use super::filters::{client_ip, json_body, with_state, with_user};
+use super::json_reply;
+use super::views::{UserEnvelope, UserView};
+use crate::accounts::{AccountInput, CreateAccountError, create_account};
+use crate::auth::{CurrentUser, clear_session_cookie, session_cookie};
+use crate::domain::{Email, Role, SessionId};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let register = warp::path!("api" / "auth" / "register")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client_ip(state.clone()))
+        .and(json_body())
+        .and_then(register);
+    let login = warp::path!("api" / "auth" / "login")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client_ip(state.clone()))
+        .and(warp::header::optional::<String>("user-agent"))
+        .and(json_body())
+        .and_then(login);
+    let logout = warp::path!("api" / "auth" / "logout")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(with_user(state.clone()))
+        .and_then(logout);
+    let me = warp::path!("api" / "me").and(warp::get()).and(with_user(state)).map(me);
+    register.or(login).unify().or(logout).unify().or(me).unify().boxed()
+}
+
+pub(super) fn account_error(e: CreateAccountError) -> ApiError {
+    match e {
+        CreateAccountError::EmailTaken => ApiError::Conflict("An account with this email already exists.".into()),
+        CreateAccountError::Hash(e) => e.into(),
+        CreateAccountError::Db(e) => e.into(),
+    }
+}
+
+/// Creates a patient account.
+#[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = AccountInput,
+    responses(
+        (status = 201, description = "The patient account", body = UserEnvelope),
+        (status = 409, description = "The email is taken", body = crate::error::Problem),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem),
+        (status = 429, description = "Too many attempts from this address", body = crate::error::Problem)))]
+pub async fn register(state: AppState, ip: IpAddr, input: AccountInput) -> Result<Response, Rejection> {
+    state.limits.check_ip(ip).map_err(ApiError::from)?;
+    let account = input.parse(Role::Patient).map_err(ApiError::from)?;
+    let user = create_account(&state.db, &state.hasher, &account, state.clock.now()).await.map_err(account_error)?;
+    Ok(json_reply(&UserEnvelope::from(&user), http::StatusCode::CREATED))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginOutput {
+    /// Send as `Authorization: Bearer <token>`; the same value is set as the session cookie.
+    pub token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub user: UserView,
+}
+
+/// Signs in; answers the same 401 for an unknown email and a wrong password.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginInput,
+    responses(
+        (status = 200, description = "Signed in; also sets the session cookie", body = LoginOutput),
+        (status = 401, description = "Wrong email or password", body = crate::error::Problem),
+        (status = 429, description = "Too many attempts", body = crate::error::Problem)))]
+pub async fn login(
+    state: AppState,
+    ip: IpAddr,
+    user_agent: Option<String>,
+    input: LoginInput,
+) -> Result<Response, Rejection> {
+    state.limits.check_ip(ip).map_err(ApiError::from)?;
+    let email = Email::parse(&input.email).ok();
+    if let Some(email) = &email {
+        state.limits.check_account(email.as_str()).map_err(ApiError::from)?;
+    }
+    let found = match &email {
+        Some(email) => state.db.user_with_hash_by_email(email).await.map_err(ApiError::from)?,
+        None => None,
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let ok = state.hasher.verify(&input.password, hash).await.map_err(ApiError::from)?;
+    let user = match user {
+        Some(user) if ok => user,
+        _ => {
+            tracing::info!(%ip, "sign-in refused");
+            return Err(ApiError::BadCredentials.into());
+        }
+    };
+    let now = state.clock.now();
+    let max = Duration::from_std(state.config.session_max).unwrap_or(Duration::hours(12));
+    let expires_at = now + max;
+    let session = SessionId::new();
+    state
+        .db
+        .insert_session(session, user.id, now, expires_at, Some(&ip.to_string()), user_agent.as_deref())
+        .await
+        .map_err(ApiError::from)?;
+    let token = state
+        .tokens
+        .issue(user.id, session, chrono::Utc::now().timestamp(), chrono::Utc::now().timestamp() + max.num_seconds())
+        .map_err(ApiError::from)?;
+    tracing::info!(user_id = %user.id, "signed in");
+    let body = LoginOutput { token: token.clone(), expires_at, user: UserView::from(&user) };
+    let mut response = json_reply(&body, http::StatusCode::OK);
+    let cookie = session_cookie(&token, state.config.session_max.as_secs());
+    if let Ok(value) = http::HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// Ends this session at once: its token and cookie stop working.
+#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Signed out"),
+              (status = 401, description = "Not signed in", body = crate::error::Problem)))]
+pub async fn logout(state: AppState, user: CurrentUser) -> Result<Response, Rejection> {
+    state.db.revoke_session(user.session_id, state.clock.now()).await.map_err(ApiError::from)?;
+    tracing::info!(user_id = %user.user.id, "signed out");
+    let mut response = warp::reply::with_status(warp::reply(), http::StatusCode::NO_CONTENT).into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&clear_session_cookie()) {
+        response.headers_mut().insert(http::header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/api/me", tag = "accounts",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The caller's account", body = UserView),
+              (status = 401, description = "Not signed in", body = crate::error::Problem)))]
+pub fn me(user: CurrentUser) -> Response {
+    json_reply(&UserView::from(&user.user), http::StatusCode::OK)
+}

@@ -1,0 +1,87 @@
+//! Administration: how doctors and admins come to exist.
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::accounts::account_error;
+use super::filters::{json_body, with_state, with_user};
+use super::json_reply;
+use super::views::{UserEnvelope, UserView};
+use crate::accounts::{AccountInput, create_account};
+use crate::auth::CurrentUser;
+use crate::domain::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let create = warp::path!("api" / "admin" / "users")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(with_user(state.clone()))
+        .and(json_body())
+        .and_then(create_user);
+    let list = warp::path!("api" / "admin" / "users")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(with_user(state))
+        .and_then(list_users);
+    create.or(list).unify().boxed()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUserInput {
+    pub email: String,
+    pub name: String,
+    /// `admin`, `doctor` or `patient`.
+    pub role: String,
+    pub password: String,
+    pub timezone: String,
+}
+
+/// Creates an account of any role.
+#[utoipa::path(post, path = "/api/admin/users", tag = "admin", request_body = AdminUserInput,
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 201, description = "The account", body = UserEnvelope),
+        (status = 403, description = "Not an admin", body = crate::error::Problem),
+        (status = 409, description = "The email is taken", body = crate::error::Problem),
+        (status = 422, description = "Invalid fields", body = crate::error::Problem)))]
+pub async fn create_user(state: AppState, caller: CurrentUser, input: AdminUserInput) -> Result<Response, Rejection> {
+    caller.require(&[Role::Admin])?;
+    let role = input.role.parse::<Role>();
+    let account_input =
+        AccountInput { email: input.email, password: input.password, name: input.name, timezone: input.timezone };
+    let account = match (role, account_input.parse(Role::Patient)) {
+        (Ok(role), Ok(mut account)) => {
+            account.role = role;
+            account
+        }
+        (role, parsed) => {
+            let mut errors = parsed.err().unwrap_or_default();
+            if let Err(e) = role {
+                errors.add("role", e.to_string());
+            }
+            return Err(ApiError::Validation(errors).into());
+        }
+    };
+    let user = create_account(&state.db, &state.hasher, &account, state.clock.now()).await.map_err(account_error)?;
+    tracing::info!(admin_id = %caller.user.id, user_id = %user.id, role = %user.role, "admin created an account");
+    Ok(json_reply(&UserEnvelope::from(&user), http::StatusCode::CREATED))
+}
+
+/// Every account.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin",
+    security(("bearer" = []), ("cookie" = [])),
+    responses(
+        (status = 200, description = "All accounts", body = [UserView]),
+        (status = 403, description = "Not an admin", body = crate::error::Problem)))]
+pub async fn list_users(state: AppState, caller: CurrentUser) -> Result<Response, Rejection> {
+    caller.require(&[Role::Admin])?;
+    let users = state.db.all_users().await.map_err(ApiError::from)?;
+    let views: Vec<UserView> = users.iter().map(UserView::from).collect();
+    Ok(json_reply(&views, http::StatusCode::OK))
+}

@@ -1,0 +1,36 @@
+//! The REST API: one file per resource, thin handlers over `db` and `auth`.
+
+mod accounts;
+mod admin;
+pub mod filters;
+mod health;
+mod openapi;
+mod views;
+
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use crate::error::recover;
+use crate::state::AppState;
+
+pub use openapi::ApiDoc;
+pub use views::UserView;
+
+/// Every route of the server, with errors turned into problem responses.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let api = health::routes()
+        .or(accounts::routes(state.clone()))
+        .unify()
+        .or(admin::routes(state.clone()))
+        .unify()
+        .or(openapi::routes())
+        .unify();
+    api.recover(recover).unify().boxed()
+}
+
+/// A JSON reply with a status.
+pub fn json_reply<T: serde::Serialize>(value: &T, status: http::StatusCode) -> Response {
+    use warp::Reply as _;
+    warp::reply::with_status(warp::reply::json(value), status).into_response()
+}

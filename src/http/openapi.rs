@@ -1,0 +1,48 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::Response;
+
+use super::{accounts, admin, health, json_reply};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Consulta API", description = "Self-hosted telehealth hub. Errors are RFC 9457 problem+json."),
+    paths(
+        health::health,
+        accounts::register,
+        accounts::login,
+        accounts::logout,
+        accounts::me,
+        admin::create_user,
+        admin::list_users,
+    ),
+    modifiers(&SecuritySchemes),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
+        );
+    }
+}
+
+pub fn routes() -> BoxedFilter<(Response,)> {
+    warp::path!("api" / "openapi.json")
+        .and(warp::get())
+        .map(|| json_reply(&ApiDoc::openapi(), http::StatusCode::OK))
+        .boxed()
+}

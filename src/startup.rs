@@ -1,0 +1,200 @@
+//! The one place that wires modules together: secret, TLS, database,
+//! migrations, state, routes, listener, graceful shutdown.
+//!
+//! Building (which may fail) is apart from running, so tests can bind port
+//! 0, learn the address, and then run.
+
+use std::future::Future;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rand::RngCore as _;
+use tokio::net::TcpListener;
+
+use crate::auth::{PasswordHasher, SignInLimits, TokenKeys};
+use crate::clock::Clock;
+use crate::config::{Config, DatabaseKind};
+use crate::db::Db;
+use crate::server::{self, ServeOptions};
+use crate::state::AppState;
+use crate::tls::{self, TlsSource};
+
+/// A built, not yet running server.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    tls_source: Option<TlsSource>,
+    state: AppState,
+}
+
+/// Connects and migrates the database named by the configuration.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.database_kind.clone())
+        .await
+        .with_context(|| format!("DATABASE_URL: could not connect to {}", redact_url(&config.database_url)))?;
+    db.migrate().await.context("DATABASE_URL: migrations failed")?;
+    Ok(db)
+}
+
+/// The JWT secret: from the configuration, or generated once into the data
+/// folder (mode 0600) so sessions survive restarts.
+pub fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.clone());
+    }
+    let path = config.data_dir.join("jwt.secret");
+    if path.exists() {
+        let secret = std::fs::read_to_string(&path)
+            .with_context(|| format!("CONSULTA_JWT_SECRET: could not read {}", path.display()))?;
+        let secret = secret.trim();
+        anyhow::ensure!(secret.len() >= 32, "CONSULTA_JWT_SECRET: {} holds fewer than 32 bytes", path.display());
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let mut bytes = [0u8; 48];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, secret.as_bytes())
+        .with_context(|| format!("CONSULTA_DATA_DIR: could not write {}", path.display()))?;
+    tracing::info!(path = %path.display(), "generated a new token-signing secret");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents)
+}
+
+/// `scheme://host/…` without user or password, for logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.has_host() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.split('?').next().unwrap_or(url).to_owned(),
+    }
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        tls::install_crypto_provider();
+        let (tls, tls_source) = match &config.tls {
+            Some(files) => {
+                let (server_config, source) = tls::load_or_generate(files)?;
+                if source == TlsSource::Generated {
+                    tracing::info!(cert = %files.cert.display(), "generated a self-signed certificate for localhost");
+                }
+                (Some(server_config), Some(source))
+            }
+            None => (None, None),
+        };
+        let secret = jwt_secret(&config)?;
+        let db = open_database(&config).await?;
+        let hasher = PasswordHasher::new(config.bcrypt_cost).await?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("CONSULTA_BIND: cannot listen on {}", config.bind))?;
+        let local_addr = listener.local_addr()?;
+        let state = AppState {
+            tokens: TokenKeys::new(&secret, config.public_url.origin()),
+            limits: SignInLimits::new(config.login_ip_per_minute, config.login_account_per_minute),
+            config: Arc::new(config),
+            db,
+            hasher,
+            clock,
+        };
+        Ok(Self { listener, local_addr, tls, tls_source, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// One line per fact an operator needs at start.
+    fn log_summary(&self) {
+        let config = &self.state.config;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let database = match config.database_kind {
+            DatabaseKind::Sqlite => format!("SQLite ({})", redact_url(&config.database_url)),
+            DatabaseKind::MySql => format!("MySQL/MariaDB ({})", redact_url(&config.database_url)),
+        };
+        let tls = match &self.tls_source {
+            None => "off (plain HTTP; put a TLS proxy in front)".to_owned(),
+            Some(TlsSource::Generated) => "self-signed certificate generated for localhost".to_owned(),
+            Some(TlsSource::Files) => match &config.tls {
+                Some(files) => format!("certificate from {}", files.cert.display()),
+                None => "certificate files".to_owned(),
+            },
+        };
+        let mail = match &config.smtp_url {
+            Some(url) => format!("SMTP ({})", redact_url(url)),
+            None => format!(".eml files in {}", config.data_dir.join("mail").display()),
+        };
+        tracing::info!(listen = %format!("{scheme}://{}", self.local_addr), "Consulta is serving");
+        tracing::info!(open = %config.public_url.base(), "open this address in a browser");
+        tracing::info!(%database, %tls, %mail, "using");
+    }
+
+    /// Serves until `shutdown` resolves, then drains and closes.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.log_summary();
+        let state = self.state.clone();
+        let limits = state.limits.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                limits.shrink();
+            }
+        });
+        let routes = crate::http::routes(state.clone());
+        server::serve(self.listener, routes, ServeOptions { tls: self.tls }, shutdown).await;
+        housekeeping.abort();
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,18 @@
+//! What every request handler may reach, built once by `startup`.
+
+use std::sync::Arc;
+
+use crate::auth::{PasswordHasher, SignInLimits, TokenKeys};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub hasher: PasswordHasher,
+    pub tokens: TokenKeys,
+    pub limits: SignInLimits,
+    pub clock: Clock,
+}
