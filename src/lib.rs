@@ -12,6 +12,8 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod presence;
+pub mod scheduling;
 pub mod server;
 pub mod startup;
 pub mod state;

@@ -31,6 +31,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// A fresh id per request, echoed as `X-Request-Id` and kept in the audit
+/// trail, so one request can be followed through logs.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestId(pub uuid::Uuid);
+
 pub struct ServeOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -121,6 +126,8 @@ async fn serve_connection<I, S>(
 {
     let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(PeerAddr(peer));
+        let request_id = uuid::Uuid::new_v4();
+        request.extensions_mut().insert(RequestId(request_id));
         let api = request.uri().path().starts_with("/api");
         let mut service = service.clone();
         async move {
@@ -130,6 +137,9 @@ async fn serve_connection<I, S>(
                 Err(_) => ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response(),
             };
             security_headers(response.headers_mut(), tls_on, api);
+            if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
+                response.headers_mut().insert("x-request-id", value);
+            }
             Ok::<_, Infallible>(response)
         }
     });

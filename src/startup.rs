@@ -118,6 +118,7 @@ impl Application {
             db,
             hasher,
             clock,
+            presence: crate::presence::RoomPresence::default(),
         };
         Ok(Self { listener, local_addr, tls, tls_source, state })
     }

@@ -6,6 +6,7 @@ use crate::auth::{PasswordHasher, SignInLimits, TokenKeys};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::presence::RoomPresence;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -15,4 +16,5 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub limits: SignInLimits,
     pub clock: Clock,
+    pub presence: RoomPresence,
 }

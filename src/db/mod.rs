@@ -5,6 +5,8 @@
 //! driver, so columns keep to what both read alike: integers (times are
 //! epoch milliseconds, booleans 0/1), text and UUIDs as text.
 
+pub mod appointments;
+pub mod audit;
 pub mod sessions;
 pub mod users;
 
@@ -96,7 +98,9 @@ impl Db {
                         &[
                             "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'",
                             "SET SESSION time_zone = '+00:00'",
-                            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                            // Every check runs after the locks are taken (see `scheduling`);
+                            // READ COMMITTED makes those reads see the latest commits.
+                            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
                         ]
                     };
                     for statement in setup {

@@ -1,6 +1,8 @@
 //! Parsed domain values and pure rules. Nothing here knows about HTTP, SQL
 //! or WebRTC; a value of these types is valid by construction.
 
+mod appointment;
+pub mod availability;
 mod email;
 mod field_errors;
 mod ids;
@@ -10,6 +12,7 @@ mod role;
 mod timezone;
 mod user;
 
+pub use appointment::{Appointment, AppointmentStatus, Note, NoteError, Party};
 pub use email::Email;
 pub use field_errors::FieldErrors;
 pub use ids::{AppointmentId, SessionId, UserId};

@@ -12,7 +12,8 @@ use super::json_reply;
 use super::views::{UserEnvelope, UserView};
 use crate::accounts::{AccountInput, create_account};
 use crate::auth::CurrentUser;
-use crate::domain::Role;
+use crate::db::audit::AuditRecord;
+use crate::domain::{AppointmentId, FieldErrors, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -26,9 +27,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = warp::path!("api" / "admin" / "users")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(with_user(state))
+        .and(with_user(state.clone()))
         .and_then(list_users);
-    create.or(list).unify().boxed()
+    let audit = warp::path!("api" / "admin" / "audit")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(with_user(state))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(read_audit);
+    create.or(list).unify().or(audit).unify().boxed()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,4 +91,47 @@ pub async fn list_users(state: AppState, caller: CurrentUser) -> Result<Response
     let users = state.db.all_users().await.map_err(ApiError::from)?;
     let views: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(json_reply(&views, http::StatusCode::OK))
+}
+
+/// The audit trail, oldest first; filter by appointment, page with `after`.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin",
+    params(("appointment_id" = Option<String>, Query, description = "Only this appointment"),
+           ("after" = Option<i64>, Query, description = "Only rows with a larger seq (paging)"),
+           ("limit" = Option<u32>, Query, description = "1–1000, default 200")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Audit rows", body = [AuditRecord]),
+              (status = 403, description = "Not an admin", body = crate::error::Problem)))]
+pub async fn read_audit(
+    state: AppState,
+    caller: CurrentUser,
+    query: std::collections::HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    caller.require(&[Role::Admin])?;
+    let mut errors = FieldErrors::new();
+    let appointment = errors
+        .check(
+            "appointment_id",
+            query
+                .get("appointment_id")
+                .map(|v| v.parse::<AppointmentId>().map_err(|_| "must be an appointment id"))
+                .transpose(),
+        )
+        .flatten();
+    let after = errors
+        .check("after", query.get("after").map(|v| v.parse::<i64>().map_err(|_| "must be a whole number")).transpose())
+        .flatten()
+        .unwrap_or(0);
+    let limit = errors
+        .check(
+            "limit",
+            query
+                .get("limit")
+                .map(|v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or("must be 1–1000"))
+                .transpose(),
+        )
+        .flatten()
+        .unwrap_or(200);
+    errors.into_result().map_err(ApiError::from)?;
+    let rows = state.db.audit_trail(appointment, limit, after).await.map_err(ApiError::from)?;
+    Ok(json_reply(&rows, http::StatusCode::OK))
 }

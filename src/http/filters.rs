@@ -11,7 +11,7 @@ use warp::{Filter, Rejection};
 use crate::auth::{self, CurrentUser};
 use crate::domain::FieldErrors;
 use crate::error::ApiError;
-use crate::server::PeerAddr;
+use crate::server::{PeerAddr, RequestId};
 use crate::state::AppState;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -42,6 +42,19 @@ pub fn client_ip(state: AppState) -> impl Filter<Extract = (IpAddr,), Error = Re
             from_proxy.or(peer.map(|p| p.0.ip())).unwrap_or(IpAddr::from([127, 0, 0, 1]))
         },
     )
+}
+
+/// Where a request comes from, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct RequestMeta {
+    pub ip: IpAddr,
+    pub request_id: Option<String>,
+}
+
+pub fn request_meta(state: AppState) -> impl Filter<Extract = (RequestMeta,), Error = Rejection> + Clone {
+    client_ip(state)
+        .and(warp::ext::optional::<RequestId>())
+        .map(|ip, id: Option<RequestId>| RequestMeta { ip, request_id: id.map(|r| r.0.to_string()) })
 }
 
 /// A JSON body of at most 64 KiB, typed: malformed JSON is a 400, JSON of

@@ -2,9 +2,13 @@
 
 mod accounts;
 mod admin;
+mod appointments;
+mod dashboard;
+mod doctors;
 pub mod filters;
 mod health;
 mod openapi;
+mod time_query;
 mod views;
 
 use warp::Filter;
@@ -23,6 +27,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(accounts::routes(state.clone()))
         .unify()
         .or(admin::routes(state.clone()))
+        .unify()
+        .or(doctors::routes(state.clone()))
+        .unify()
+        .or(appointments::routes(state.clone()))
+        .unify()
+        .or(dashboard::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify();

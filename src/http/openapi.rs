@@ -6,7 +6,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{accounts, admin, health, json_reply};
+use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,17 @@ use super::{accounts, admin, health, json_reply};
         accounts::me,
         admin::create_user,
         admin::list_users,
+        admin::read_audit,
+        doctors::list_doctors,
+        doctors::put_availability,
+        doctors::get_availability,
+        doctors::list_slots,
+        appointments::book_appointment,
+        appointments::list_appointments,
+        appointments::get_appointment,
+        appointments::cancel_appointment,
+        appointments::reschedule_appointment,
+        dashboard::dashboard,
     ),
     modifiers(&SecuritySchemes),
 )]

@@ -304,3 +304,73 @@ pub async fn problem(response: reqwest::Response, status: u16) -> Value {
     assert!(body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(), "{body}");
     body
 }
+
+/// Open every day 08:00–18:00 UTC in 30-minute slots, no notice period.
+pub fn simple_availability() -> Value {
+    json!({
+        "timezone": "UTC",
+        "slot_minutes": 30,
+        "weekly": (1..=7).map(|d| json!({"weekday": d, "start": "08:00", "end": "18:00"})).collect::<Vec<_>>(),
+        "min_notice_minutes": 0,
+        "horizon_days": 60
+    })
+}
+
+impl TestApp {
+    pub async fn put_json_as(&self, token: &str, path: &str, body: &Value) -> reqwest::Response {
+        self.client.put(self.url(path)).bearer_auth(token).json(body).send().await.expect("request")
+    }
+
+    /// A doctor with [`simple_availability`].
+    pub async fn doctor(&self, email: &str) -> Session {
+        self.doctor_with(email, &simple_availability()).await
+    }
+
+    pub async fn doctor_with(&self, email: &str, availability: &Value) -> Session {
+        let doctor = self.create_user("doctor", email, "Dr. Dolittle").await;
+        let r = self.put_json_as(&doctor.token, "/api/doctors/me/availability", availability).await;
+        assert_eq!(r.status(), 200, "availability: {}", r.text().await.unwrap_or_default());
+        doctor
+    }
+
+    /// Moves the server's clock; sessions idle past their timeout by the
+    /// jump, so this signs `sessions` in again.
+    pub async fn travel(&self, by: chrono::Duration, sessions: &mut [&mut Session]) {
+        self.state.clock.advance(by);
+        for session in sessions.iter_mut() {
+            let email = session.user["email"].as_str().expect("email").to_owned();
+            **session = self.session(&email).await;
+        }
+    }
+
+    pub fn id(session: &Session) -> String {
+        session.user["id"].as_str().expect("user id").to_owned()
+    }
+
+    /// Free slot starts of a doctor, `days_ahead` days from today (UTC) on.
+    pub async fn slots(&self, token: &str, doctor: &Session, days_ahead: i64) -> Vec<String> {
+        let day = (chrono::Utc::now() + chrono::Duration::days(days_ahead)).date_naive();
+        let path = format!("/api/doctors/{}/slots?from={day}&to={day}", Self::id(doctor));
+        let r = self.get_as(token, &path).await;
+        assert_eq!(r.status(), 200);
+        let slots: Vec<Value> = r.json().await.expect("slots");
+        slots.iter().map(|s| s["start"].as_str().expect("start").to_owned()).collect()
+    }
+
+    pub async fn book(&self, patient: &Session, doctor: &Session, start: &str) -> reqwest::Response {
+        self.post_json_as(
+            &patient.token,
+            "/api/appointments",
+            &json!({"doctor_id": Self::id(doctor), "start": start, "reason": "check-up"}),
+        )
+        .await
+    }
+
+    /// Books and returns the appointment.
+    pub async fn booked(&self, patient: &Session, doctor: &Session, start: &str) -> Value {
+        let r = self.book(patient, doctor, start).await;
+        assert_eq!(r.status(), 201, "booking {start}");
+        let body: Value = r.json().await.expect("appointment");
+        body["appointment"].clone()
+    }
+}

@@ -4,8 +4,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod appointments;
 mod cli;
+mod concurrency;
 mod errors;
 mod helpers;
+mod scheduling;
 mod sessions;
 mod transport;
