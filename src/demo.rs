@@ -10,6 +10,7 @@ use crate::accounts::{AccountInput, CreateAccountError, NewAccount, create_accou
 use crate::auth::PasswordHasher;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::domain::availability::{Availability, AvailabilityInput, WeeklyWindowInput};
 use crate::domain::{Email, Password, Role};
 use crate::startup::open_database;
 
@@ -34,6 +35,7 @@ pub async fn seed(config: &Config) -> anyhow::Result<()> {
         (Role::Patient, "patient@demo.consulta.test", "Pat Demo", "Europe/Berlin"),
     ];
     println!("Demo logins (open {}/login):", config.public_url.base());
+    let mut doctor_id = None;
     for (role, email, name, timezone) in people {
         let password = passphrase();
         let input = AccountInput {
@@ -44,19 +46,47 @@ pub async fn seed(config: &Config) -> anyhow::Result<()> {
         };
         let account: NewAccount =
             input.parse(role).map_err(|e| anyhow::anyhow!("demo account is not valid: {:?}", e.into_map()))?;
-        match create_account(&db, &hasher, &account, now).await {
-            Ok(_) => {}
+        let user = match create_account(&db, &hasher, &account, now).await {
+            Ok(user) => user,
             Err(CreateAccountError::EmailTaken) => {
                 let email = Email::parse(email).context("demo email")?;
                 let (user, _) = db.user_with_hash_by_email(&email).await?.context("demo user vanished")?;
                 let hash = hasher.hash(&Password::parse(&password, &[]).context("demo password")?).await?;
                 db.update_password_hash(user.id, &hash, now).await?;
                 db.revoke_other_sessions(user.id, None, now).await?;
+                user
             }
             Err(e) => return Err(e.into()),
+        };
+        if role == Role::Doctor {
+            doctor_id = Some(user.id);
         }
         println!("  {role:<8} {email:<28} {password}");
     }
+    if let Some(doctor) = doctor_id {
+        let availability = demo_availability()?;
+        db.put_availability(doctor, &serde_json::to_string(&availability)?, now).await?;
+        println!("The demo doctor sees patients every day 07:00–21:00 (Europe/Berlin) in 20-minute slots,");
+        println!("bookable from 5 minutes ahead, so a call can start right away.");
+    }
     db.close().await;
     Ok(())
+}
+
+/// Wide hours and a short notice, so a newcomer can book and join a call
+/// within minutes of trying the product.
+fn demo_availability() -> anyhow::Result<Availability> {
+    let input = AvailabilityInput {
+        timezone: "Europe/Berlin".into(),
+        slot_minutes: 20,
+        weekly: (1..=7)
+            .map(|weekday| WeeklyWindowInput { weekday, start: "07:00".into(), end: "21:00".into() })
+            .collect(),
+        exceptions: Vec::new(),
+        buffer_minutes: Some(0),
+        min_notice_minutes: Some(5),
+        horizon_days: Some(30),
+        patient_cancel_notice_minutes: Some(0),
+    };
+    Availability::try_from(input).map_err(|e| anyhow::anyhow!("demo availability: {e}"))
 }

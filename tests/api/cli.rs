@@ -78,3 +78,29 @@ fn migrate_then_user_create_from_a_password_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
 }
+
+#[tokio::test]
+async fn demo_prints_logins_that_work_every_time_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/c.db", dir.path().display());
+    let mut printed = Vec::new();
+    for _ in 0..2 {
+        let out = consulta().env("DATABASE_URL", &db).env("CONSULTA_BCRYPT_COST", "4").arg("demo").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let password_of = |email: &str| {
+            stdout.lines().find(|l| l.contains(email)).and_then(|l| l.split_whitespace().last()).unwrap().to_owned()
+        };
+        printed.push((password_of("doctor@demo.consulta.test"), password_of("patient@demo.consulta.test")));
+    }
+    assert_ne!(printed[0], printed[1], "each run sets fresh passwords");
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = 'doctor@demo.consulta.test'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(bcrypt::verify(&printed[1].0, &hash).unwrap(), "the last printed doctor password works");
+    let rules: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM availability").fetch_one(&pool).await.unwrap();
+    assert_eq!(rules, 1, "the demo doctor has availability");
+}
