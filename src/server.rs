@@ -36,8 +36,16 @@ pub struct PeerAddr(pub SocketAddr);
 #[derive(Clone, Copy, Debug)]
 pub struct RequestId(pub uuid::Uuid);
 
+/// Handles WebSocket upgrades itself, with the raw hyper request (warp's
+/// own `ws()` filter hides the socket buffer settings).
+pub type UpgradeHook = Arc<
+    dyn Fn(Request<Incoming>) -> std::pin::Pin<Box<dyn Future<Output = warp::reply::Response> + Send>> + Send + Sync,
+>;
+
 pub struct ServeOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A path whose requests go to the hook instead of the routes.
+    pub websocket: Option<(&'static str, UpgradeHook)>,
 }
 
 fn security_headers(headers: &mut http::HeaderMap, tls: bool, api: bool) {
@@ -70,6 +78,7 @@ pub async fn serve(
 ) {
     let service = warp::service(routes);
     let acceptor = options.tls.map(TlsAcceptor::from);
+    let websocket = options.websocket;
     let graceful = GracefulShutdown::new();
     let tls_on = acceptor.is_some();
     tokio::pin!(shutdown);
@@ -91,15 +100,16 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let service = service.clone();
         let acceptor = acceptor.clone();
+        let websocket = websocket.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, service, tls_on, watcher).await,
+                    Ok(Ok(tls)) => serve_connection(tls, peer, service, websocket, tls_on, watcher).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
-                None => serve_connection(stream, peer, service, tls_on, watcher).await,
+                None => serve_connection(stream, peer, service, websocket, tls_on, watcher).await,
             }
         });
     }
@@ -114,6 +124,7 @@ async fn serve_connection<I, S>(
     io: I,
     peer: SocketAddr,
     service: S,
+    websocket: Option<(&'static str, UpgradeHook)>,
     tls_on: bool,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
@@ -130,8 +141,13 @@ async fn serve_connection<I, S>(
         request.extensions_mut().insert(RequestId(request_id));
         let api = request.uri().path().starts_with("/api");
         let mut service = service.clone();
+        let hook = websocket.as_ref().filter(|(path, _)| request.uri().path() == *path).map(|(_, hook)| hook.clone());
         async move {
-            let mut response = match AssertUnwindSafe(service.call(request)).catch_unwind().await {
+            let handled = match hook {
+                Some(hook) => AssertUnwindSafe(hook(request)).catch_unwind().await.map(Ok),
+                None => AssertUnwindSafe(service.call(request)).catch_unwind().await,
+            };
+            let mut response = match handled {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
                 Err(_) => ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response(),

@@ -119,6 +119,7 @@ impl Application {
             hasher,
             clock,
             presence: crate::presence::RoomPresence::default(),
+            hub: crate::hub::Hub::new(),
         };
         Ok(Self { listener, local_addr, tls, tls_source, state })
     }
@@ -168,8 +169,19 @@ impl Application {
                 limits.shrink();
             }
         });
+        let sweeper = tokio::spawn(state.hub.clone().sweep_sessions(
+            state.db.clone(),
+            state.clock.clone(),
+            state.config.session_idle,
+        ));
         let routes = crate::http::routes(state.clone());
-        server::serve(self.listener, routes, ServeOptions { tls: self.tls }, shutdown).await;
+        let hub_state = state.clone();
+        let websocket: server::UpgradeHook =
+            Arc::new(move |request| Box::pin(crate::hub::upgrade(hub_state.clone(), request)));
+        let options = ServeOptions { tls: self.tls, websocket: Some(("/ws", websocket)) };
+        server::serve(self.listener, routes, options, shutdown).await;
+        state.hub.close_all();
+        sweeper.abort();
         housekeeping.abort();
         state.db.close().await;
         tracing::info!("stopped");

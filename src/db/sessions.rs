@@ -44,26 +44,6 @@ impl Db {
         Ok(())
     }
 
-    pub async fn session(&self, id: SessionId) -> Result<Option<SessionRecord>, DbError> {
-        let row = sqlx::query(
-            "SELECT id, user_id, created_at, last_seen_at, expires_at, revoked_at FROM sessions WHERE id = ?",
-        )
-        .bind(id.to_string())
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let user_id: String = row.try_get("user_id")?;
-        let revoked_at: Option<i64> = row.try_get("revoked_at")?;
-        Ok(Some(SessionRecord {
-            id,
-            user_id: user_id.parse().map_err(|_| DbError::Corrupt(format!("user id {user_id}")))?,
-            created_at: from_millis(row.try_get("created_at")?)?,
-            last_seen_at: from_millis(row.try_get("last_seen_at")?)?,
-            expires_at: from_millis(row.try_get("expires_at")?)?,
-            revoked: revoked_at.is_some(),
-        }))
-    }
-
     /// The session and its user in one round trip (every request asks).
     pub async fn session_with_user(&self, id: SessionId) -> Result<Option<(SessionRecord, User)>, DbError> {
         let row = sqlx::query(
@@ -85,6 +65,37 @@ impl Db {
             revoked: revoked_at.is_some(),
         };
         Ok(Some((session, user)))
+    }
+
+    /// Which of `ids` are still usable at `now` (not revoked, not expired,
+    /// not idle longer than `idle`).
+    pub async fn live_sessions(
+        &self,
+        ids: &[SessionId],
+        now: DateTime<Utc>,
+        idle: std::time::Duration,
+    ) -> Result<std::collections::HashSet<SessionId>, DbError> {
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let mut live = std::collections::HashSet::new();
+        for chunk in ids.chunks(500) {
+            let placeholders = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT id FROM sessions WHERE revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? \
+                 AND id IN ({placeholders})"
+            );
+            let mut query =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(to_millis(now)).bind(to_millis(now).saturating_sub(idle_ms));
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let id: String = row.try_get("id")?;
+                if let Ok(id) = id.parse() {
+                    live.insert(id);
+                }
+            }
+        }
+        Ok(live)
     }
 
     pub async fn touch_session(&self, id: SessionId, now: DateTime<Utc>) -> Result<(), DbError> {

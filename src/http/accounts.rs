@@ -141,6 +141,7 @@ pub async fn login(
               (status = 401, description = "Not signed in", body = crate::error::Problem)))]
 pub async fn logout(state: AppState, user: CurrentUser) -> Result<Response, Rejection> {
     state.db.revoke_session(user.session_id, state.clock.now()).await.map_err(ApiError::from)?;
+    state.hub.close_session(user.session_id);
     tracing::info!(user_id = %user.user.id, "signed out");
     let mut response = warp::reply::with_status(warp::reply(), http::StatusCode::NO_CONTENT).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&clear_session_cookie()) {

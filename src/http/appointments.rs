@@ -17,6 +17,7 @@ use crate::db::appointments::AppointmentQuery;
 use crate::domain::availability::BookingRuleError;
 use crate::domain::{AppointmentId, AppointmentStatus, FieldErrors, Note, Role, UserId};
 use crate::error::ApiError;
+use crate::hub::ServerMessage;
 use crate::scheduling::{self, Actor, BookRequest, SchedulingError};
 use crate::state::AppState;
 
@@ -97,6 +98,11 @@ async fn refuse(state: &AppState, actor: &Actor<'_>, action: &'static str, id: O
     ApiError::NotFound
 }
 
+/// Tells both participants' open sockets, after the change committed.
+fn push(state: &AppState, appointment: &crate::domain::Appointment, message: ServerMessage) {
+    state.hub.send_to_users(&[appointment.doctor.id, appointment.patient.id], &message);
+}
+
 fn parse_appointment_id(raw: &str) -> Option<AppointmentId> {
     raw.parse().ok()
 }
@@ -147,10 +153,11 @@ pub async fn book_appointment(
     let request =
         BookRequest { doctor_id, start, reason: reason.as_ref(), idempotency_key: idempotency_key.as_deref() };
     let booked = scheduling::book(&state.db, &actor, &request, now).await.map_err(scheduling_error)?;
+    let view = AppointmentView::new(&booked.appointment, &state.config.public_url, now);
     if booked.created {
         tracing::info!(appointment_id = %booked.appointment.id, "appointment booked");
+        push(&state, &booked.appointment, ServerMessage::AppointmentCreated { appointment: view.clone() });
     }
-    let view = AppointmentView::new(&booked.appointment, &state.config.public_url, now);
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::CREATED))
 }
 
@@ -273,6 +280,7 @@ pub async fn cancel_appointment(
     };
     tracing::info!(appointment_id = %id, "appointment cancelled");
     let view = AppointmentView::new(&appointment, &state.config.public_url, now);
+    push(&state, &appointment, ServerMessage::AppointmentCancelled { appointment: view.clone() });
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::OK))
 }
 
@@ -310,5 +318,6 @@ pub async fn reschedule_appointment(
     };
     tracing::info!(appointment_id = %id, "appointment rescheduled");
     let view = AppointmentView::new(&appointment, &state.config.public_url, now);
+    push(&state, &appointment, ServerMessage::AppointmentUpdated { appointment: view.clone() });
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::OK))
 }

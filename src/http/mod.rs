@@ -19,7 +19,7 @@ use crate::error::recover;
 use crate::state::AppState;
 
 pub use openapi::ApiDoc;
-pub use views::UserView;
+pub use views::{AppointmentView, UserView};
 
 /// Every route of the server, with errors turned into problem responses.
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use crate::domain::{Role, User};
 
 /// A user as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct UserView {
     #[schema(value_type = String, format = Uuid)]
     pub id: String,
@@ -30,7 +30,7 @@ impl From<&User> for UserView {
 }
 
 /// `{user}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct UserEnvelope {
     pub user: UserView,
 }
@@ -42,7 +42,7 @@ impl From<&User> for UserEnvelope {
 }
 
 /// `{id, name}` of one side of an appointment.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PartyView {
     #[schema(value_type = String, format = Uuid)]
     pub id: String,
@@ -50,7 +50,7 @@ pub struct PartyView {
 }
 
 /// An appointment as the API shows it to a participant.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AppointmentView {
     #[schema(value_type = String, format = Uuid)]
     pub id: String,
@@ -94,7 +94,7 @@ impl AppointmentView {
 }
 
 /// `{appointment}`.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct AppointmentEnvelope {
     pub appointment: AppointmentView,
 }

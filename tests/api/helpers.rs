@@ -374,3 +374,70 @@ impl TestApp {
         body["appointment"].clone()
     }
 }
+
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
+
+impl TestApp {
+    /// Opens `/ws` over TLS as a browser would, optionally with a token and an `Origin`.
+    pub async fn ws(
+        &self,
+        token: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        use rustls::pki_types::pem::PemObject as _;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut roots = rustls::RootCertStore::empty();
+        let cert = rustls::pki_types::CertificateDer::from_pem_slice(&self.cert_pem).expect("certificate");
+        roots.add(cert).expect("root");
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(self.addr).await.expect("tcp connect");
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+        let tls = connector.connect(name, tcp).await.expect("tls");
+        let mut request = format!("wss://localhost:{}/ws", self.addr.port()).into_client_request()?;
+        if let Some(token) = token {
+            request.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        }
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().expect("header"));
+        }
+        let (ws, _) = tokio_tungstenite::client_async(request, tls).await?;
+        Ok(ws)
+    }
+
+    /// A signed-in socket, past its `hello`.
+    pub async fn ws_signed_in(&self, session: &Session) -> Ws {
+        let mut ws = self.ws(Some(&session.token), Some(ORIGIN)).await.expect("socket");
+        let hello = next_json(&mut ws, std::time::Duration::from_secs(5)).await.expect("hello");
+        assert_eq!(hello["type"], "hello");
+        ws
+    }
+}
+
+/// The next JSON text frame, skipping control frames; `None` on timeout or close.
+pub async fn next_json(ws: &mut Ws, within: std::time::Duration) -> Option<Value> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return serde_json::from_str(text.as_str()).ok(),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+/// The close code the server ends the socket with, within `within`.
+pub async fn close_code(ws: &mut Ws, within: std::time::Duration) -> Option<u16> {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, ws.next()).await {
+            Ok(Some(Ok(Message::Close(frame)))) => return frame.map(|f| u16::from(f.code)),
+            Ok(Some(Ok(_))) => continue,
+            Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+        }
+    }
+}

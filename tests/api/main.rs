@@ -9,6 +9,7 @@ mod cli;
 mod concurrency;
 mod errors;
 mod helpers;
+mod hub;
 mod scheduling;
 mod sessions;
 mod transport;

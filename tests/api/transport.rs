@@ -41,7 +41,7 @@ async fn a_panic_in_a_handler_is_a_500_and_the_server_lives_on() {
     tokio::spawn(consulta::server::serve(
         listener,
         routes,
-        consulta::server::ServeOptions { tls: None },
+        consulta::server::ServeOptions { tls: None, websocket: None },
         std::future::pending(),
     ));
     let client = reqwest::Client::new();
