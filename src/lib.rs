@@ -16,6 +16,7 @@ pub mod hub;
 pub mod presence;
 pub mod scheduling;
 pub mod server;
+pub mod sfu;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

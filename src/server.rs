@@ -44,22 +44,29 @@ pub type UpgradeHook = Arc<
 
 pub struct ServeOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The public origin, for the Content-Security-Policy.
+    pub public_origin: String,
     /// A path whose requests go to the hook instead of the routes.
     pub websocket: Option<(&'static str, UpgradeHook)>,
 }
 
-fn security_headers(headers: &mut http::HeaderMap, tls: bool, api: bool) {
+/// The Content-Security-Policy: our own origin only, plus WebSockets to
+/// ourselves (older browsers do not count `wss:` as `'self'`).
+pub fn content_security_policy(public_origin: &str) -> String {
+    let socket_origin = public_origin.replacen("https://", "wss://", 1).replacen("http://", "ws://", 1);
+    format!(
+        "default-src 'self'; connect-src 'self' {socket_origin}; img-src 'self' data: blob:; \
+         media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; \
+         form-action 'self'"
+    )
+}
+
+fn security_headers(headers: &mut http::HeaderMap, csp: &HeaderValue, tls: bool, api: bool) {
     use http::header as h;
     if tls {
         headers.insert(h::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
-    headers.insert(
-        h::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'self'; connect-src 'self' wss: ws:; img-src 'self' data: blob:; \
-             media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
-        ),
-    );
+    headers.insert(h::CONTENT_SECURITY_POLICY, csp.clone());
     headers.insert(h::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(h::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(h::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -79,6 +86,8 @@ pub async fn serve(
     let service = warp::service(routes);
     let acceptor = options.tls.map(TlsAcceptor::from);
     let websocket = options.websocket;
+    let csp = HeaderValue::from_str(&content_security_policy(&options.public_origin))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'"));
     let graceful = GracefulShutdown::new();
     let tls_on = acceptor.is_some();
     tokio::pin!(shutdown);
@@ -101,15 +110,16 @@ pub async fn serve(
         let service = service.clone();
         let acceptor = acceptor.clone();
         let websocket = websocket.clone();
+        let csp = csp.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => serve_connection(tls, peer, service, websocket, tls_on, watcher).await,
+                    Ok(Ok(tls)) => serve_connection(tls, peer, service, websocket, csp, tls_on, watcher).await,
                     Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
-                None => serve_connection(stream, peer, service, websocket, tls_on, watcher).await,
+                None => serve_connection(stream, peer, service, websocket, csp, tls_on, watcher).await,
             }
         });
     }
@@ -125,6 +135,7 @@ async fn serve_connection<I, S>(
     peer: SocketAddr,
     service: S,
     websocket: Option<(&'static str, UpgradeHook)>,
+    csp: HeaderValue,
     tls_on: bool,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
@@ -141,6 +152,7 @@ async fn serve_connection<I, S>(
         request.extensions_mut().insert(RequestId(request_id));
         let api = request.uri().path().starts_with("/api");
         let mut service = service.clone();
+        let csp = csp.clone();
         let hook = websocket.as_ref().filter(|(path, _)| request.uri().path() == *path).map(|(_, hook)| hook.clone());
         async move {
             let handled = match hook {
@@ -152,7 +164,7 @@ async fn serve_connection<I, S>(
                 Ok(Err(never)) => match never {},
                 Err(_) => ApiError::Internal(anyhow::anyhow!("a request handler panicked")).into_response(),
             };
-            security_headers(response.headers_mut(), tls_on, api);
+            security_headers(response.headers_mut(), &csp, tls_on, api);
             if let Ok(value) = HeaderValue::from_str(&request_id.to_string()) {
                 response.headers_mut().insert("x-request-id", value);
             }

@@ -178,7 +178,11 @@ impl Application {
         let hub_state = state.clone();
         let websocket: server::UpgradeHook =
             Arc::new(move |request| Box::pin(crate::hub::upgrade(hub_state.clone(), request)));
-        let options = ServeOptions { tls: self.tls, websocket: Some(("/ws", websocket)) };
+        let options = ServeOptions {
+            tls: self.tls,
+            public_origin: state.config.public_url.origin().to_owned(),
+            websocket: Some(("/ws", websocket)),
+        };
         server::serve(self.listener, routes, options, shutdown).await;
         state.hub.close_all();
         sweeper.abort();

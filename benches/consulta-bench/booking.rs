@@ -39,7 +39,8 @@ pub async fn run(args: Args) -> Value {
     let patients = setup::patients(&server, &client, max).await;
     // One counter per doctor: each booking takes that doctor's next free slot.
     let next_slot: Arc<Vec<AtomicU64>> = Arc::new((0..max).map(|_| AtomicU64::new(0)).collect());
-    let day_one = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let day_one =
+        (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     let day_one = day_one.unwrap_or_else(chrono::Utc::now);
 
     let mut levels = Vec::new();
@@ -117,7 +118,10 @@ pub async fn run(args: Args) -> Value {
     }
     let mut slots = summary(&h);
     slots["slots_returned"] = json!(slot_count);
-    progress(format!("  slots: p50 {} ms, p99 {} ms ({slot_count} slots per answer)", slots["p50_ms"], slots["p99_ms"]));
+    progress(format!(
+        "  slots: p50 {} ms, p99 {} ms ({slot_count} slots per answer)",
+        slots["p50_ms"], slots["p99_ms"]
+    ));
     drop(server);
     if let Some(database) = database {
         database.drop_now().await;

@@ -107,7 +107,8 @@ pub async fn run(args: Args) -> Value {
             })
         })
         .collect();
-    let day_one = (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    let day_one =
+        (chrono::Utc::now() + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc());
     let day_one = day_one.unwrap_or_else(chrono::Utc::now);
     let booked = futures_util::stream::iter(patients[..args.dashboards].iter().enumerate())
         .map(|(i, patient)| {

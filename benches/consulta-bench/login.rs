@@ -59,8 +59,11 @@ pub async fn run(seconds: u64, cost: u32) -> Value {
     let rate = logins as f64 / started.elapsed().as_secs_f64();
     let (idle_p99, busy_p99) = (idle.value_at_quantile(0.99), busy.value_at_quantile(0.99));
     let ratio = busy_p99 as f64 / idle_p99.max(1) as f64;
-    progress(format!("  {rate:.1} sign-ins/s; health p99 idle {} ms, busy {} ms (×{ratio:.2})",
-        idle_p99 as f64 / 1000.0, busy_p99 as f64 / 1000.0));
+    progress(format!(
+        "  {rate:.1} sign-ins/s; health p99 idle {} ms, busy {} ms (×{ratio:.2})",
+        idle_p99 as f64 / 1000.0,
+        busy_p99 as f64 / 1000.0
+    ));
     json!({
         "scenario": "login",
         "bcrypt_cost": cost,

@@ -41,7 +41,10 @@ pub async fn login(server: &Server, client: &reqwest::Client, email: &str) -> Ac
         .expect("login");
     assert_eq!(r.status(), 200, "login {email}");
     let body: Value = r.json().await.expect("login body");
-    Account { id: body["user"]["id"].as_str().unwrap_or_default().to_owned(), token: body["token"].as_str().unwrap_or_default().to_owned() }
+    Account {
+        id: body["user"]["id"].as_str().unwrap_or_default().to_owned(),
+        token: body["token"].as_str().unwrap_or_default().to_owned(),
+    }
 }
 
 /// `n` doctors open around the clock in 5-minute slots, bookable from now for a year.
@@ -124,8 +127,11 @@ impl MySqlDatabase {
     pub async fn drop_now(self) {
         use sqlx::Connection as _;
         if let Ok(mut conn) = sqlx::MySqlConnection::connect(&self.base).await {
-            let _ = sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{}`", self.name)))
-                .await;
+            let _ = sqlx::Executor::execute(
+                &mut conn,
+                sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{}`", self.name)),
+            )
+            .await;
             let _ = conn.close().await;
         }
     }

@@ -14,7 +14,7 @@ use super::json_reply;
 use super::views::{UserEnvelope, UserView};
 use crate::accounts::{AccountInput, CreateAccountError, create_account};
 use crate::auth::{CurrentUser, clear_session_cookie, session_cookie};
-use crate::domain::{Email, Role, SessionId};
+use crate::domain::{Email, FieldErrors, Password, Role, SessionId};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -37,8 +37,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(with_state(state.clone()))
         .and(with_user(state.clone()))
         .and_then(logout);
+    let password = warp::path!("api" / "me" / "password")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(with_user(state.clone()))
+        .and(json_body())
+        .and_then(change_password);
     let me = warp::path!("api" / "me").and(warp::get()).and(with_user(state)).map(me);
-    register.or(login).unify().or(logout).unify().or(me).unify().boxed()
+    register.or(login).unify().or(logout).unify().or(me).unify().or(password).unify().boxed()
 }
 
 pub(super) fn account_error(e: CreateAccountError) -> ApiError {
@@ -157,4 +163,43 @@ pub async fn logout(state: AppState, user: CurrentUser) -> Result<Response, Reje
               (status = 401, description = "Not signed in", body = crate::error::Problem)))]
 pub fn me(user: CurrentUser) -> Response {
     json_reply(&UserView::from(&user.user), http::StatusCode::OK)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeInput {
+    pub current_password: String,
+    /// 8–72 bytes; common or personal passwords are refused.
+    pub new_password: String,
+}
+
+/// Changes the caller's password and ends every other session of theirs.
+#[utoipa::path(post, path = "/api/me/password", tag = "accounts", request_body = PasswordChangeInput,
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 204, description = "Changed; other sessions ended"),
+              (status = 422, description = "Wrong current password, or a weak new one", body = crate::error::Problem),
+              (status = 429, description = "Too many attempts", body = crate::error::Problem)))]
+pub async fn change_password(
+    state: AppState,
+    caller: CurrentUser,
+    input: PasswordChangeInput,
+) -> Result<Response, Rejection> {
+    let email = Email::parse(&caller.user.email).map_err(|_| ApiError::Unauthorized)?;
+    state.limits.check_account(email.as_str()).map_err(ApiError::from)?;
+    let hash = state.db.user_with_hash_by_email(&email).await.map_err(ApiError::from)?.map(|(_, hash)| hash);
+    if !state.hasher.verify(&input.current_password, hash).await.map_err(ApiError::from)? {
+        return Err(
+            ApiError::Validation(FieldErrors::single("current_password", "is not your current password")).into()
+        );
+    }
+    let new = Password::parse(&input.new_password, &[&caller.user.email, &caller.user.name])
+        .map_err(|e| ApiError::Validation(FieldErrors::single("new_password", e.to_string())))?;
+    let hash = state.hasher.hash(&new).await.map_err(ApiError::from)?;
+    let now = state.clock.now();
+    state.db.update_password_hash(caller.user.id, &hash, now).await.map_err(ApiError::from)?;
+    let ended =
+        state.db.revoke_other_sessions(caller.user.id, Some(caller.session_id), now).await.map_err(ApiError::from)?;
+    // Their sockets close at the hub's next session sweep (within a second).
+    tracing::info!(user_id = %caller.user.id, sessions_ended = ended, "password changed");
+    Ok(warp::reply::with_status(warp::reply(), http::StatusCode::NO_CONTENT).into_response())
 }

@@ -17,6 +17,7 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         accounts::login,
         accounts::logout,
         accounts::me,
+        accounts::change_password,
         admin::create_user,
         admin::list_users,
         admin::read_audit,

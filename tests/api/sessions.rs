@@ -81,3 +81,28 @@ async fn garbage_and_forged_tokens_are_401(backend: Backend) {
     problem(app.client.get(app.url("/api/me")).send().await.unwrap(), 401).await;
 }
 on_both_backends!(garbage_and_forged_tokens_are_401);
+
+async fn a_password_change_ends_every_other_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let here = app.patient("pat@example.org").await;
+    let elsewhere = app.session("pat@example.org").await;
+    let mut elsewhere_socket = app.ws_signed_in(&elsewhere).await;
+    let new_password = "saffron-quartz-lagoon-77";
+
+    let wrong = json!({"current_password": "not-it-at-all", "new_password": new_password});
+    let body = problem(app.post_json_as(&here.token, "/api/me/password", &wrong).await, 422).await;
+    assert!(body["errors"]["current_password"].is_string());
+    let weak = json!({"current_password": STRONG_PASSWORD, "new_password": "password1"});
+    let body = problem(app.post_json_as(&here.token, "/api/me/password", &weak).await, 422).await;
+    assert!(body["errors"]["new_password"].is_string());
+
+    let change = json!({"current_password": STRONG_PASSWORD, "new_password": new_password});
+    assert_eq!(app.post_json_as(&here.token, "/api/me/password", &change).await.status(), 204);
+    assert_eq!(app.get_as(&here.token, "/api/me").await.status(), 200, "this session goes on");
+    problem(app.get_as(&elsewhere.token, "/api/me").await, 401).await;
+    let code = crate::helpers::close_code(&mut elsewhere_socket, std::time::Duration::from_secs(3)).await;
+    assert_eq!(code, Some(4001));
+    assert_eq!(app.login("pat@example.org", STRONG_PASSWORD).await.status(), 401);
+    assert_eq!(app.login("pat@example.org", new_password).await.status(), 200);
+}
+on_both_backends!(a_password_change_ends_every_other_session);

@@ -16,6 +16,8 @@ async fn https_with_the_generated_certificate_and_http2(backend: Backend) {
     assert_eq!(h["cache-control"], "no-store");
     let csp = h["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(csp.contains("connect-src 'self' wss://localhost:8443;"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["status"], "ok");
 
@@ -41,7 +43,7 @@ async fn a_panic_in_a_handler_is_a_500_and_the_server_lives_on() {
     tokio::spawn(consulta::server::serve(
         listener,
         routes,
-        consulta::server::ServeOptions { tls: None, websocket: None },
+        consulta::server::ServeOptions { tls: None, public_origin: "http://localhost".into(), websocket: None },
         std::future::pending(),
     ));
     let client = reqwest::Client::new();
