@@ -54,7 +54,7 @@ pub async fn doctors(server: &Server, client: &reqwest::Client, admin: &Account,
         "weekly": (1..=7).map(|d| json!({"weekday": d, "start": "00:00", "end": "24:00"})).collect::<Vec<_>>(),
         "min_notice_minutes": 0, "horizon_days": 366
     });
-    let made = futures_util::stream::iter(0..n)
+    futures_util::stream::iter(0..n)
         .map(|i| {
             let availability = availability.clone();
             async move {
@@ -82,8 +82,7 @@ pub async fn doctors(server: &Server, client: &reqwest::Client, admin: &Account,
         })
         .buffered(8)
         .collect::<Vec<_>>()
-        .await;
-    made
+        .await
 }
 
 /// `n` registered and signed-in patients.
