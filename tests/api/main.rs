@@ -12,3 +12,4 @@ mod helpers;
 mod scheduling;
 mod sessions;
 mod transport;
+mod web;
