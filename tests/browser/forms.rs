@@ -36,6 +36,7 @@ async fn register_shows_each_api_field_error_beside_its_field() {
         assert_eq!(wiring[0], json!("true"));
         assert_eq!(wiring[1], json!(true));
         assert!(wiring[2] == json!("email") || wiring[2] == json!("password"), "focus: {wiring}");
+        browser.screenshot("register-errors.png").await;
 
         // Fixing the password and email clears the messages.
         browser.fill("#email", "walter@example.com").await;

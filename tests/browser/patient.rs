@@ -46,6 +46,8 @@ async fn a_patient_registers_books_a_slot_and_sees_it_on_the_dashboard() {
         // Markup in a reason must come back as text, never as markup.
         let reason = "Sore throat <b>since Monday</b>";
         browser.fill("#reason", reason).await;
+        browser.js("window.scrollTo(0, 0)", vec![]).await;
+        browser.screenshot("book.png").await;
         browser.click("#book-form button[type=submit]").await;
 
         browser.wait_path("/dashboard").await;
