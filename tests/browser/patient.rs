@@ -39,9 +39,15 @@ async fn a_patient_registers_books_a_slot_and_sees_it_on_the_dashboard() {
         // One doctor: chosen already; the note names both zones.
         browser.wait_text("#zone-note", "America/New_York").await;
         browser.wait_text("#zone-note", "Europe/Berlin").await;
-        let first = browser.wait_for("free slots", "document.querySelector('.slot input')?.value").await;
-        let start = first.as_str().unwrap().to_owned();
-        browser.click(".slot").await;
+        browser.find(".slot input").await;
+        // A slot a few minutes out, so it cannot slip into the past while the test types.
+        let values = browser.js("return [...document.querySelectorAll('.slot input')].map(i => i.value)", vec![]).await;
+        let values: Vec<String> = serde_json::from_value(values).unwrap();
+        let soonest = chrono::Utc::now() + chrono::Duration::minutes(5);
+        let index = values.iter().position(|v| parse(&Value::String(v.clone())) > soonest).expect("a free slot");
+        let start = values[index].clone();
+        let labels = browser.client.find_all(fantoccini::Locator::Css(".slot")).await.unwrap();
+        labels[index].click().await.unwrap();
         browser.wait_text("#selection", "Selected:").await;
         // Markup in a reason must come back as text, never as markup.
         let reason = "Sore throat <b>since Monday</b>";
