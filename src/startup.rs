@@ -93,6 +93,16 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("CONSULTA_BIND: cannot listen on {}", config.bind))?;
+        Self::build_on(config, clock, listener).await
+    }
+
+    /// Builds on a listener bound beforehand, for callers that must know the
+    /// port before the configuration exists (a browser test whose public URL
+    /// has to name the real port). `config.bind` is then not used.
+    pub async fn build_on(config: Config, clock: Clock, listener: TcpListener) -> anyhow::Result<Self> {
         tls::install_crypto_provider();
         let (tls, tls_source) = match &config.tls {
             Some(files) => {
@@ -107,9 +117,6 @@ impl Application {
         let secret = jwt_secret(&config)?;
         let db = open_database(&config).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost).await?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("CONSULTA_BIND: cannot listen on {}", config.bind))?;
         let local_addr = listener.local_addr()?;
         let state = AppState {
             tokens: TokenKeys::new(&secret, config.public_url.origin()),

@@ -10,6 +10,7 @@ mod health;
 mod openapi;
 mod time_query;
 mod views;
+mod web;
 
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -36,7 +37,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(openapi::routes())
         .unify();
-    api.recover(recover).unify().boxed()
+    // The pages come after the API so no page path can shadow an API route.
+    let web = web::routes(state);
+    api.or(web).unify().recover(recover).unify().boxed()
 }
 
 /// A JSON reply with a status.

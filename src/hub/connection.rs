@@ -154,6 +154,7 @@ pub(super) async fn run(
                 if flood.check().is_err() {
                     tracing::info!(user_id = %user.user.id, "socket flooding; closing");
                     let _ = send(&mut socket, close(close_code::POLICY, "too many messages")).await;
+                    drain(&mut socket).await;
                     break;
                 }
                 let reply = match message {

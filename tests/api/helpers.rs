@@ -139,11 +139,15 @@ pub struct Options {
     pub bcrypt_cost: u32,
     pub login_account_per_minute: u32,
     pub login_ip_per_minute: u32,
+    /// Public URL `https://localhost:<the real port>` instead of [`ORIGIN`]:
+    /// a browser sends the origin it really sees, which must pass the
+    /// server's cross-site check.
+    pub real_origin: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { bcrypt_cost: 4, login_account_per_minute: 1000, login_ip_per_minute: 1000 }
+        Self { bcrypt_cost: 4, login_account_per_minute: 1000, login_ip_per_minute: 1000, real_origin: false }
     }
 }
 
@@ -162,10 +166,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
             (format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name), Some(db))
         }
     };
+    // Bound first so the public URL can name the port when asked to.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
+    let port = listener.local_addr().expect("bound address").port();
+    let public_url = if options.real_origin { format!("https://localhost:{port}") } else { ORIGIN.to_owned() };
     let settings = Settings {
         database_url,
         bind: "127.0.0.1:0".parse().expect("addr"),
-        public_url: ORIGIN.to_owned(),
+        public_url,
         tls: Toggle::On,
         tls_cert: dir.join("certs/cert.pem"),
         tls_key: dir.join("certs/key.pem"),
@@ -185,7 +193,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         trust_proxy: Toggle::Off,
     };
     let config = settings.validate().expect("valid test settings");
-    let app = Application::build_with_clock(config, Clock::system()).await.expect("build app");
+    let app = Application::build_on(config, Clock::system(), listener).await.expect("build app");
     let addr = app.local_addr();
     let state = app.state().clone();
     tokio::spawn(app.run_until(std::future::pending()));

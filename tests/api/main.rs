@@ -13,3 +13,4 @@ mod hub;
 mod scheduling;
 mod sessions;
 mod transport;
+mod web;
