@@ -139,11 +139,20 @@ pub struct Options {
     pub bcrypt_cost: u32,
     pub login_account_per_minute: u32,
     pub login_ip_per_minute: u32,
+    /// `None`: mail goes to `.eml` files under `dir/data/mail`.
+    pub smtp_url: Option<String>,
+    pub mail_reminders: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { bcrypt_cost: 4, login_account_per_minute: 1000, login_ip_per_minute: 1000 }
+        Self {
+            bcrypt_cost: 4,
+            login_account_per_minute: 1000,
+            login_ip_per_minute: 1000,
+            smtp_url: None,
+            mail_reminders: "24h,1h".to_owned(),
+        }
     }
 }
 
@@ -170,13 +179,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         tls_cert: dir.join("certs/cert.pem"),
         tls_key: dir.join("certs/key.pem"),
         jwt_secret: None,
-        smtp_url: None,
+        smtp_url: options.smtp_url,
         mail_from: "Consulta <no-reply@localhost>".to_owned(),
         rtc_udp_port: 0,
         rtc_public_ip: None,
         ice_servers: "[]".to_owned(),
         data_dir: dir.join("data"),
         mail_retry_min_secs: 1,
+        mail_reminders: options.mail_reminders,
         bcrypt_cost: options.bcrypt_cost,
         session_idle_minutes: 30,
         session_max_hours: 12,
