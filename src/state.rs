@@ -6,6 +6,7 @@ use crate::auth::{PasswordHasher, SignInLimits, TokenKeys};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::mail::MailContext;
 use crate::presence::RoomPresence;
 
 #[derive(Clone, Debug)]
@@ -17,4 +18,6 @@ pub struct AppState {
     pub limits: SignInLimits,
     pub clock: Clock,
     pub presence: RoomPresence,
+    /// Reminder offsets and the mail worker's doorbell, for appointment changes.
+    pub mail: MailContext,
 }

@@ -9,6 +9,8 @@ mod cli;
 mod concurrency;
 mod errors;
 mod helpers;
+mod mail;
 mod scheduling;
 mod sessions;
+mod smtp;
 mod transport;
