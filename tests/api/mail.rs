@@ -177,6 +177,33 @@ async fn with_smtp_down_booking_is_quick_and_each_mail_arrives_once_later(backen
 }
 on_both_backends!(with_smtp_down_booking_is_quick_and_each_mail_arrives_once_later);
 
+async fn a_temporary_refusal_is_retried_until_accepted(backend: Backend) {
+    if !aiosmtpd_available() {
+        return;
+    }
+    let smtp = SmtpServer::start(None);
+    smtp.set_tempfail(true);
+    let app = smtp_app(backend, &smtp).await;
+    let doctor = app.doctor("dr@clinic.example").await;
+    let patient = app.patient("pat@example.org").await;
+    let slot = app.slots(&patient.token, &doctor, 2).await[0].clone();
+    app.booked(&patient, &doctor, &slot).await;
+    wait_until(&app, "two refused attempts each", |rows| {
+        let confirmations: Vec<_> = rows.iter().filter(|r| r.0 == "confirmation").collect();
+        confirmations.len() == 2
+            && confirmations
+                .iter()
+                .all(|r| r.1 == "pending" && r.2 >= 2 && r.4.as_deref().is_some_and(|e| e.contains("451")))
+    })
+    .await;
+    smtp.set_tempfail(false);
+    smtp.wait_for(2).await;
+    wait_until(&app, "both sent", |rows| rows.iter().filter(|r| r.0 == "confirmation" && r.1 == "sent").count() == 2)
+        .await;
+    assert_eq!(smtp.received().len(), 2);
+}
+on_both_backends!(a_temporary_refusal_is_retried_until_accepted);
+
 async fn a_permanent_refusal_makes_the_mail_dead_without_retries(backend: Backend) {
     if !aiosmtpd_available() {
         return;

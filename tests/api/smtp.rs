@@ -88,6 +88,16 @@ impl SmtpServer {
         wait_for_files(self.dir.path(), n).await
     }
 
+    /// While on, every recipient gets `451 try again later`.
+    pub fn set_tempfail(&self, on: bool) {
+        let flag = self.dir.path().join("tempfail");
+        if on {
+            std::fs::write(flag, b"").expect("tempfail flag");
+        } else {
+            let _ = std::fs::remove_file(flag);
+        }
+    }
+
     /// Recipients refused with 550 so far, one per refused attempt.
     pub fn rejected(&self) -> Vec<String> {
         std::fs::read_to_string(self.dir.path().join("rejected.log"))
