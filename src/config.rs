@@ -25,6 +25,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CONSULTA_ICE_SERVERS",
     "CONSULTA_DATA_DIR",
     "CONSULTA_MAIL_RETRY_MIN_SECS",
+    "CONSULTA_MAIL_REMINDERS",
     "CONSULTA_BCRYPT_COST",
     "CONSULTA_SESSION_IDLE_MINUTES",
     "CONSULTA_SESSION_MAX_HOURS",
@@ -151,6 +152,17 @@ pub struct Settings {
         default_value_t = 60
     )]
     pub mail_retry_min_secs: u64,
+
+    /// When reminder mails go out before an appointment: a comma-separated
+    /// list of durations such as `24h,1h` (units `d`, `h`, `m`); `none` for no reminders.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_MAIL_REMINDERS",
+        value_name = "CONSULTA_MAIL_REMINDERS",
+        default_value = "24h,1h"
+    )]
+    pub mail_reminders: String,
 
     /// bcrypt work factor (4–31). Lower it only for tests.
     #[arg(long, global = true, env = "CONSULTA_BCRYPT_COST", value_name = "CONSULTA_BCRYPT_COST",
@@ -283,6 +295,8 @@ pub struct Config {
     pub ice_servers: Vec<IceServer>,
     pub data_dir: PathBuf,
     pub mail_retry_min: Duration,
+    /// How long before the start each reminder goes out, longest first.
+    pub mail_reminders: Vec<Duration>,
     pub bcrypt_cost: u32,
     pub session_idle: Duration,
     pub session_max: Duration,
@@ -346,6 +360,7 @@ impl Settings {
                 "must be one mailbox such as Consulta <no-reply@clinic.example>",
             ));
         }
+        let mail_reminders = parse_reminders(&self.mail_reminders)?;
         let tls = match self.tls {
             Toggle::On => Some(TlsFiles { cert: self.tls_cert, key: self.tls_key }),
             Toggle::Off => None,
@@ -364,6 +379,7 @@ impl Settings {
             ice_servers,
             data_dir: self.data_dir,
             mail_retry_min: Duration::from_secs(self.mail_retry_min_secs),
+            mail_reminders,
             bcrypt_cost: self.bcrypt_cost,
             session_idle: Duration::from_secs(u64::from(self.session_idle_minutes) * 60),
             session_max: Duration::from_secs(u64::from(self.session_max_hours) * 3600),
@@ -372,6 +388,35 @@ impl Settings {
             trust_proxy: self.trust_proxy == Toggle::On,
         })
     }
+}
+
+/// `24h,1h` → [24 h, 1 h]: each between one minute and 30 days, longest
+/// first, without repeats; `none` (or nothing) means no reminders.
+pub fn parse_reminders(raw: &str) -> Result<Vec<Duration>, ConfigError> {
+    const VAR: &str = "CONSULTA_MAIL_REMINDERS";
+    let raw = raw.trim();
+    if raw.is_empty() || raw.eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut all = Vec::new();
+    for item in raw.split(',').map(str::trim) {
+        let bad = || invalid(VAR, format!("{item:?} is not a duration such as 24h, 90m or 2d (list: 24h,1h)"));
+        let unit = item.chars().last().ok_or_else(bad)?;
+        let number: u64 = item[..item.len() - unit.len_utf8()].parse().map_err(|_| bad())?;
+        let minutes = match unit {
+            'm' => number,
+            'h' => number.saturating_mul(60),
+            'd' => number.saturating_mul(24 * 60),
+            _ => return Err(bad()),
+        };
+        if !(1..=30 * 24 * 60).contains(&minutes) {
+            return Err(invalid(VAR, format!("{item} must be between 1m and 30d")));
+        }
+        all.push(Duration::from_secs(minutes * 60));
+    }
+    all.sort_unstable_by(|a, b| b.cmp(a));
+    all.dedup();
+    Ok(all)
 }
 
 /// Refuses `CONSULTA_*` variables that nothing reads (a typo would
@@ -406,6 +451,19 @@ mod tests {
         assert_eq!(url.as_ref().map(PublicUrl::origin), Some("https://clinic.example:8443"));
         assert_eq!(url.as_ref().map(PublicUrl::base), Some("https://clinic.example:8443/consulta"));
         assert!(PublicUrl::parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn reminder_offsets_parse_sort_and_refuse_nonsense() {
+        let hours = |h: u64| Duration::from_secs(h * 3600);
+        assert_eq!(parse_reminders("1h, 24h").ok(), Some(vec![hours(24), hours(1)]));
+        assert_eq!(parse_reminders("2d,90m,1h,1h").ok(), Some(vec![hours(48), Duration::from_secs(5400), hours(1)]));
+        assert_eq!(parse_reminders("none").ok(), Some(vec![]));
+        assert_eq!(parse_reminders("").ok(), Some(vec![]));
+        for bad in ["24", "h", "1w", "0m", "31d", "1h,,2h", "-1h", "1é"] {
+            let err = parse_reminders(bad).err().map(|e| e.to_string());
+            assert!(err.is_some_and(|e| e.starts_with("CONSULTA_MAIL_REMINDERS")), "{bad} was accepted");
+        }
     }
 
     #[test]

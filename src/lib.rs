@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod mail;
 pub mod presence;
 pub mod scheduling;
 pub mod server;

@@ -10,6 +10,10 @@
 //! pin an older snapshot: measured 10–16 doubles out of 50 on MariaDB).
 //! Deadlocks, lock-wait timeouts and busy errors retry the whole
 //! transaction.
+//!
+//! Each change also writes its mails into the outbox (`mail::enqueue`) in
+//! the same transaction, and wakes the mail worker after the commit; no
+//! change ever waits on a mail server.
 
 use std::time::Duration;
 
@@ -21,6 +25,7 @@ use crate::db::audit::{self, AuditEntry};
 use crate::db::{Db, DbError};
 use crate::domain::availability::{Availability, BookingRuleError, Interval};
 use crate::domain::{Appointment, AppointmentId, AppointmentStatus, Note, Role, User, UserId};
+use crate::mail::{MailContext, MailEvent};
 
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -162,13 +167,14 @@ async fn check_slot(
 
 pub async fn book(
     db: &Db,
+    mail: &MailContext,
     actor: &Actor<'_>,
     request: &BookRequest<'_>,
     now: DateTime<Utc>,
 ) -> Result<Booked, SchedulingError> {
     let patient = actor.user.id;
     let fingerprint = fingerprint(request);
-    retrying(|| async {
+    let booked = retrying(|| async {
         let mut tx = db.begin_write().await?;
         if repo::lock_users(&mut tx, &[request.doctor_id, patient]).await? < 2 {
             return Err(SchedulingError::DoctorNotFound);
@@ -214,10 +220,15 @@ pub async fn book(
         }
         audit::append(&mut tx, &[actor.audit("create", Some(id), "ok", now)]).await?;
         let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
+        crate::mail::enqueue(&mut tx, MailEvent::Booked, &appointment, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(Booked { appointment, created: true })
     })
-    .await
+    .await?;
+    if booked.created {
+        mail.wake();
+    }
+    Ok(booked)
 }
 
 /// Loads an appointment the actor takes part in, inside `tx`, after locking
@@ -261,12 +272,13 @@ fn check_changeable(
 
 pub async fn cancel(
     db: &Db,
+    mail: &MailContext,
     actor: &Actor<'_>,
     id: AppointmentId,
     reason: Option<&Note>,
     now: DateTime<Utc>,
 ) -> Result<Appointment, SchedulingError> {
-    retrying(|| async {
+    let cancelled = retrying(|| async {
         let mut tx = db.begin_write().await?;
         let appointment = load_own(&mut tx, id, actor).await?;
         let rules =
@@ -275,20 +287,24 @@ pub async fn cancel(
         repo::set_cancelled(&mut tx, id, actor.user.id, reason.map(Note::as_str), now).await?;
         audit::append(&mut tx, &[actor.audit("cancel", Some(id), "ok", now)]).await?;
         let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
+        crate::mail::enqueue(&mut tx, MailEvent::Cancelled, &appointment, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(appointment)
     })
-    .await
+    .await?;
+    mail.wake();
+    Ok(cancelled)
 }
 
 pub async fn reschedule(
     db: &Db,
+    mail: &MailContext,
     actor: &Actor<'_>,
     id: AppointmentId,
     start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Appointment, SchedulingError> {
-    retrying(|| async {
+    let moved = retrying(|| async {
         let mut tx = db.begin_write().await?;
         let appointment = load_own(&mut tx, id, actor).await?;
         let rules =
@@ -300,10 +316,13 @@ pub async fn reschedule(
         repo::set_times(&mut tx, id, slot.start(), slot.end(), now).await.map_err(taken_on_conflict)?;
         audit::append(&mut tx, &[actor.audit("reschedule", Some(id), "ok", now)]).await?;
         let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
+        crate::mail::enqueue(&mut tx, MailEvent::Rescheduled, &appointment, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(appointment)
     })
-    .await
+    .await?;
+    mail.wake();
+    Ok(moved)
 }
 
 /// The free slots of a doctor in `[from, to)`.

@@ -19,6 +19,7 @@ use crate::auth::{PasswordHasher, SignInLimits, TokenKeys};
 use crate::clock::Clock;
 use crate::config::{Config, DatabaseKind};
 use crate::db::Db;
+use crate::mail::{MailContext, MailWorker};
 use crate::server::{self, ServeOptions};
 use crate::state::AppState;
 use crate::tls::{self, TlsSource};
@@ -30,6 +31,7 @@ pub struct Application {
     tls: Option<Arc<rustls::ServerConfig>>,
     tls_source: Option<TlsSource>,
     state: AppState,
+    mail_worker: MailWorker,
 }
 
 /// Connects and migrates the database named by the configuration.
@@ -118,6 +120,8 @@ impl Application {
         let db = open_database(&config).await?;
         let hasher = PasswordHasher::new(config.bcrypt_cost).await?;
         let local_addr = listener.local_addr()?;
+        let mail = MailContext::from_config(&config);
+        let mail_worker = crate::mail::worker_from_config(&config, db.clone(), clock.clone(), mail.clone())?;
         let state = AppState {
             tokens: TokenKeys::new(&secret, config.public_url.origin()),
             limits: SignInLimits::new(config.login_ip_per_minute, config.login_account_per_minute),
@@ -127,8 +131,9 @@ impl Application {
             clock,
             presence: crate::presence::RoomPresence::default(),
             hub: crate::hub::Hub::new(),
+            mail,
         };
-        Ok(Self { listener, local_addr, tls, tls_source, state })
+        Ok(Self { listener, local_addr, tls, tls_source, state, mail_worker })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -155,10 +160,7 @@ impl Application {
                 None => "certificate files".to_owned(),
             },
         };
-        let mail = match &config.smtp_url {
-            Some(url) => format!("SMTP ({})", redact_url(url)),
-            None => format!(".eml files in {}", config.data_dir.join("mail").display()),
-        };
+        let mail = crate::mail::describe(config);
         tracing::info!(listen = %format!("{scheme}://{}", self.local_addr), "Consulta is serving");
         tracing::info!(open = %config.public_url.base(), "open this address in a browser");
         tracing::info!(%database, %tls, %mail, "using");
@@ -181,6 +183,8 @@ impl Application {
             state.clock.clone(),
             state.config.session_idle,
         ));
+        // Rows left by an earlier run (or written while SMTP was down) go out now.
+        let mail_worker = self.mail_worker.spawn();
         let routes = crate::http::routes(state.clone());
         let hub_state = state.clone();
         let websocket: server::UpgradeHook =
@@ -194,6 +198,7 @@ impl Application {
         state.hub.close_all();
         sweeper.abort();
         housekeeping.abort();
+        mail_worker.stop(Duration::from_secs(10)).await;
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -7,6 +7,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::hub::Hub;
+use crate::mail::MailContext;
 use crate::presence::RoomPresence;
 
 #[derive(Clone, Debug)]
@@ -19,4 +20,6 @@ pub struct AppState {
     pub clock: Clock,
     pub presence: RoomPresence,
     pub hub: Hub,
+    /// Reminder offsets and the mail worker's doorbell, for appointment changes.
+    pub mail: MailContext,
 }

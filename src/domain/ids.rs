@@ -51,3 +51,7 @@ id_type!(
     /// An appointment, which is also its video room.
     AppointmentId
 );
+id_type!(
+    /// One row of the mail outbox; also the left part of the mail's `Message-ID`.
+    MailId
+);

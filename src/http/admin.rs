@@ -1,4 +1,5 @@
-//! Administration: how doctors and admins come to exist.
+//! Administration: how doctors and admins come to exist; the audit trail
+//! and the mail outbox.
 
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -13,7 +14,8 @@ use super::views::{UserEnvelope, UserView};
 use crate::accounts::{AccountInput, create_account};
 use crate::auth::CurrentUser;
 use crate::db::audit::AuditRecord;
-use crate::domain::{AppointmentId, FieldErrors, Role};
+use crate::db::outbox::MailRecord;
+use crate::domain::{AppointmentId, FieldErrors, MailStatus, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -32,10 +34,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let audit = warp::path!("api" / "admin" / "audit")
         .and(warp::get())
         .and(with_state(state.clone()))
-        .and(with_user(state))
+        .and(with_user(state.clone()))
         .and(warp::query::<std::collections::HashMap<String, String>>())
         .and_then(read_audit);
-    create.or(list).unify().or(audit).unify().boxed()
+    let mail = warp::path!("api" / "admin" / "mail")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(with_user(state))
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and_then(list_mail);
+    create.or(list).unify().or(audit).unify().or(mail).unify().boxed()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -133,5 +141,50 @@ pub async fn read_audit(
         .unwrap_or(200);
     errors.into_result().map_err(ApiError::from)?;
     let rows = state.db.audit_trail(appointment, limit, after).await.map_err(ApiError::from)?;
+    Ok(json_reply(&rows, http::StatusCode::OK))
+}
+
+/// Mails in the outbox, newest first, without their content: `dead` ones
+/// (refused for good, or given up after three days) are what to look at.
+#[utoipa::path(get, path = "/api/admin/mail", tag = "admin",
+    params(("status" = Option<String>, Query, description = "pending, sending, sent, dead or skipped; all when absent"),
+           ("limit" = Option<u32>, Query, description = "1–1000, default 200")),
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "Outbox rows", body = [MailRecord]),
+              (status = 403, description = "Not an admin", body = crate::error::Problem),
+              (status = 422, description = "Bad query", body = crate::error::Problem)))]
+pub async fn list_mail(
+    state: AppState,
+    caller: CurrentUser,
+    query: std::collections::HashMap<String, String>,
+) -> Result<Response, Rejection> {
+    caller.require(&[Role::Admin])?;
+    let mut errors = FieldErrors::new();
+    for key in query.keys() {
+        if !matches!(key.as_str(), "status" | "limit") {
+            errors.add(key.clone(), "is not an accepted parameter");
+        }
+    }
+    let status = errors
+        .check(
+            "status",
+            query
+                .get("status")
+                .map(|v| v.parse::<MailStatus>().map_err(|_| "must be pending, sending, sent, dead or skipped"))
+                .transpose(),
+        )
+        .flatten();
+    let limit = errors
+        .check(
+            "limit",
+            query
+                .get("limit")
+                .map(|v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or("must be 1–1000"))
+                .transpose(),
+        )
+        .flatten()
+        .unwrap_or(200);
+    errors.into_result().map_err(ApiError::from)?;
+    let rows = state.db.mail_records(status, limit).await.map_err(ApiError::from)?;
     Ok(json_reply(&rows, http::StatusCode::OK))
 }

@@ -152,7 +152,7 @@ pub async fn book_appointment(
     let now = state.clock.now();
     let request =
         BookRequest { doctor_id, start, reason: reason.as_ref(), idempotency_key: idempotency_key.as_deref() };
-    let booked = scheduling::book(&state.db, &actor, &request, now).await.map_err(scheduling_error)?;
+    let booked = scheduling::book(&state.db, &state.mail, &actor, &request, now).await.map_err(scheduling_error)?;
     let view = AppointmentView::new(&booked.appointment, &state.config.public_url, now);
     if booked.created {
         tracing::info!(appointment_id = %booked.appointment.id, "appointment booked");
@@ -274,7 +274,7 @@ pub async fn cancel_appointment(
     let reason = Note::parse(input.reason.as_deref())
         .map_err(|e| ApiError::Validation(FieldErrors::single("reason", e.to_string())))?;
     let now = state.clock.now();
-    let appointment = match scheduling::cancel(&state.db, &actor, id, reason.as_ref(), now).await {
+    let appointment = match scheduling::cancel(&state.db, &state.mail, &actor, id, reason.as_ref(), now).await {
         Err(SchedulingError::NotFound) => return Err(refuse(&state, &actor, "cancel", Some(id)).await.into()),
         other => other.map_err(scheduling_error)?,
     };
@@ -312,7 +312,7 @@ pub async fn reschedule_appointment(
     };
     let start = parse_instant(&input.start).map_err(|e| ApiError::Validation(FieldErrors::single("start", e)))?;
     let now = state.clock.now();
-    let appointment = match scheduling::reschedule(&state.db, &actor, id, start, now).await {
+    let appointment = match scheduling::reschedule(&state.db, &state.mail, &actor, id, start, now).await {
         Err(SchedulingError::NotFound) => return Err(refuse(&state, &actor, "reschedule", Some(id)).await.into()),
         other => other.map_err(scheduling_error)?,
     };

@@ -21,6 +21,7 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         admin::create_user,
         admin::list_users,
         admin::read_audit,
+        admin::list_mail,
         doctors::list_doctors,
         doctors::put_availability,
         doctors::get_availability,

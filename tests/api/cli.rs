@@ -29,6 +29,7 @@ fn an_invalid_value_stops_start_up_naming_the_variable() {
         ("CONSULTA_JWT_SECRET", "short"),
         ("CONSULTA_TLS", "maybe"),
         ("CONSULTA_PUBLIC_URL", "ftp://x"),
+        ("CONSULTA_MAIL_REMINDERS", "2w"),
     ] {
         let out = consulta().env(var, value).arg("migrate").output().unwrap();
         assert_ne!(out.status.code(), Some(0), "{var}={value} was accepted");

@@ -143,11 +143,21 @@ pub struct Options {
     /// a browser sends the origin it really sees, which must pass the
     /// server's cross-site check.
     pub real_origin: bool,
+    /// `None`: mail goes to `.eml` files under `dir/data/mail`.
+    pub smtp_url: Option<String>,
+    pub mail_reminders: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { bcrypt_cost: 4, login_account_per_minute: 1000, login_ip_per_minute: 1000, real_origin: false }
+        Self {
+            bcrypt_cost: 4,
+            login_account_per_minute: 1000,
+            login_ip_per_minute: 1000,
+            smtp_url: None,
+            mail_reminders: "24h,1h".to_owned(),
+            real_origin: false,
+        }
     }
 }
 
@@ -178,13 +188,14 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         tls_cert: dir.join("certs/cert.pem"),
         tls_key: dir.join("certs/key.pem"),
         jwt_secret: None,
-        smtp_url: None,
+        smtp_url: options.smtp_url,
         mail_from: "Consulta <no-reply@localhost>".to_owned(),
         rtc_udp_port: 0,
         rtc_public_ip: None,
         ice_servers: "[]".to_owned(),
         data_dir: dir.join("data"),
         mail_retry_min_secs: 1,
+        mail_reminders: options.mail_reminders,
         bcrypt_cost: options.bcrypt_cost,
         session_idle_minutes: 30,
         session_max_hours: 12,
