@@ -229,3 +229,20 @@ async fn joins_are_refused_to_strangers_and_outside_the_window(backend: Backend)
     assert_eq!(socket.expect("error", SOON).await.unwrap()["code"], "not_in_room");
 }
 on_both_backends!(joins_are_refused_to_strangers_and_outside_the_window);
+
+async fn a_second_join_by_the_same_user_replaces_the_first(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (doctor, patient, appointment) = appointment_about_to_start(&app).await;
+    let laptop = RoomSocket::open(&app, &patient, None).await;
+    laptop.send(json!({"type": "room.join", "appointment_id": appointment}));
+    assert!(laptop.expect("room.joined", SOON).await.is_some());
+    let phone = RoomSocket::open(&app, &patient, None).await;
+    phone.send(json!({"type": "room.join", "appointment_id": appointment}));
+    assert!(phone.expect("room.joined", SOON).await.is_some());
+    let closed = laptop.expect("room.closed", SOON).await.expect("the first join is replaced");
+    assert_eq!(closed["reason"], "replaced");
+    assert_eq!(app.state.sfu.participants(appointment.parse().unwrap()).len(), 1);
+    let board: serde_json::Value = app.get_as(&doctor.token, "/api/dashboard").await.json().await.unwrap();
+    assert_eq!(board["appointments"][0]["other_in_room"], true, "the patient is still in the room");
+}
+on_both_backends!(a_second_join_by_the_same_user_replaces_the_first);
