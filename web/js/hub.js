@@ -15,6 +15,7 @@
 import { CloseCode, encodeClientMessage, parseServerMessage } from './protocol.js';
 import { refreshNow } from './refresh.js';
 import { goToLogin } from './session.js';
+import { serverClock } from './time.js';
 
 /** @typedef {import('./protocol.js').ServerMessage} ServerMessage */
 /** @typedef {import('./protocol.js').ClientMessage} ClientMessage */
@@ -160,6 +161,7 @@ export class Hub {
         this.connections += 1;
         this.delay = FIRST_DELAY_MS;
         this.lastPing = Date.now();
+        serverClock.sync(message.server_time);
         this.setState('connected');
         // Whatever happened while away: REST is the truth.
         refreshNow('push');

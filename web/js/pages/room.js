@@ -19,7 +19,7 @@ import { api, ApiError } from '../api.js';
 import { byId, h, replace } from '../dom.js';
 import { hub } from '../hub.js';
 import { requireUser } from '../session.js';
-import { inZone } from '../time.js';
+import { inZone, serverClock } from '../time.js';
 
 /** @typedef {import('../protocol.js').ServerMessage} ServerMessage */
 /** @typedef {import('../protocol.js').RoomJoined} RoomJoined */
@@ -611,7 +611,12 @@ async function main(me) {
    * @param {string} [refersTo]
    */
   function onError(code, message, refersTo) {
-    if (refersTo === 'room.join' || code in REFUSALS) {
+    if (refersTo === 'room.join' && !(code in REFUSALS) && code !== 'internal') {
+      // Not a refusal (e.g. a server without video rooms): say so, keep Retry.
+      lost(`The server could not start the call (${code}).`);
+      return;
+    }
+    if (code in REFUSALS) {
       if (code === 'already_in_room') {
         // A join raced another: leave, then join again.
         inRoom = true;
@@ -775,12 +780,14 @@ async function main(me) {
 
   // --- start ------------------------------------------------------------
   hub.start();
-  show('prejoin', 'Check your camera and microphone, then join.');
+  show('loading', 'Starting your camera and microphone…');
   prejoin.hidden = false;
-  if (Date.now() < opensAt) {
-    deviceNote.textContent = `The room opens at ${fmt.dateTime(opensAt)} (${fmt.zone}).`;
-  }
   await startPreview();
+  show('prejoin', 'Check your camera and microphone, then join.');
+  // The server's clock (from the hub's `hello`) decides; this is only a hint.
+  if (serverClock.now() < opensAt) {
+    show('prejoin', `Check your camera and microphone. The room opens at ${fmt.dateTime(opensAt)} (${fmt.zone}).`);
+  }
 }
 
 
