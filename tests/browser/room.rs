@@ -233,6 +233,7 @@ async fn call(tools: Tools) {
     if inner {
         for stats in [&doctor_stats, &patient_stats] {
             assert_eq!(stats["remote"], "127.0.0.1", "{stats}");
+            assert_eq!(stats["local"], "127.0.0.1", "{stats}");
         }
     }
     doctor.screenshot(&shot("room-call-doctor.png")).await;
