@@ -32,7 +32,16 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CONSULTA_LOGIN_IP_PER_MINUTE",
     "CONSULTA_LOGIN_ACCOUNT_PER_MINUTE",
     "CONSULTA_TRUST_PROXY",
+    "CONSULTA_RTC_LOOPBACK",
+    "CONSULTA_RTC_MAX_BITRATE_KBPS",
 ];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AutoToggle {
+    Auto,
+    On,
+    Off,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Toggle {
@@ -128,6 +137,23 @@ pub struct Settings {
     /// IP to advertise in ICE candidates (1:1 NAT, cloud hosts).
     #[arg(long, global = true, env = "CONSULTA_RTC_PUBLIC_IP", value_name = "CONSULTA_RTC_PUBLIC_IP")]
     pub rtc_public_ip: Option<IpAddr>,
+
+    /// Advertise loopback ICE candidates: `auto` does when the media socket is
+    /// on a loopback address (local use, tests).
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_RTC_LOOPBACK",
+        value_name = "CONSULTA_RTC_LOOPBACK",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub rtc_loopback: AutoToggle,
+
+    /// Video bitrate cap announced to publishers, in kbit/s.
+    #[arg(long, global = true, env = "CONSULTA_RTC_MAX_BITRATE_KBPS", value_name = "CONSULTA_RTC_MAX_BITRATE_KBPS",
+          default_value_t = 1500, value_parser = clap::value_parser!(u32).range(100..=20_000))]
+    pub rtc_max_bitrate_kbps: u32,
 
     /// JSON list of STUN/TURN servers handed to browsers.
     #[arg(
@@ -292,6 +318,8 @@ pub struct Config {
     pub mail_from: String,
     pub rtc_udp_port: u16,
     pub rtc_public_ip: Option<IpAddr>,
+    pub rtc_loopback: bool,
+    pub rtc_max_bitrate_bps: u32,
     pub ice_servers: Vec<IceServer>,
     pub data_dir: PathBuf,
     pub mail_retry_min: Duration,
@@ -376,6 +404,12 @@ impl Settings {
             mail_from: self.mail_from,
             rtc_udp_port: self.rtc_udp_port,
             rtc_public_ip: self.rtc_public_ip,
+            rtc_loopback: match self.rtc_loopback {
+                AutoToggle::On => true,
+                AutoToggle::Off => false,
+                AutoToggle::Auto => self.bind.ip().is_loopback(),
+            },
+            rtc_max_bitrate_bps: self.rtc_max_bitrate_kbps * 1000,
             ice_servers,
             data_dir: self.data_dir,
             mail_retry_min: Duration::from_secs(self.mail_retry_min_secs),

@@ -21,6 +21,7 @@ use crate::config::{Config, DatabaseKind};
 use crate::db::Db;
 use crate::mail::{MailContext, MailWorker};
 use crate::server::{self, ServeOptions};
+use crate::sfu::{Sfu, SfuConfig, SfuError};
 use crate::state::AppState;
 use crate::tls::{self, TlsSource};
 
@@ -89,6 +90,27 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// The media plane on one UDP port, on the same address as HTTPS.
+async fn start_sfu(config: &Config, ip: std::net::IpAddr) -> anyhow::Result<Sfu> {
+    let sfu_config = SfuConfig {
+        udp_bind: SocketAddr::new(ip, config.rtc_udp_port),
+        public_ip: config.rtc_public_ip,
+        include_loopback: config.rtc_loopback,
+        max_bitrate_bps: config.rtc_max_bitrate_bps,
+        ..SfuConfig::default()
+    };
+    Sfu::start(sfu_config).await.map_err(|e| match e {
+        SfuError::Bind(io) => {
+            anyhow::anyhow!("CONSULTA_RTC_UDP_PORT: cannot bind UDP {ip}:{}: {io}", config.rtc_udp_port)
+        }
+        SfuError::Config(why) => anyhow::anyhow!(
+            "CONSULTA_RTC_PUBLIC_IP: {why} (set the address browsers reach this server at, \
+             or CONSULTA_RTC_LOOPBACK=on for local use)"
+        ),
+        other => anyhow::anyhow!("media server: {other}"),
+    })
+}
+
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_clock(config, Clock::system()).await
@@ -122,6 +144,7 @@ impl Application {
         let local_addr = listener.local_addr()?;
         let mail = MailContext::from_config(&config);
         let mail_worker = crate::mail::worker_from_config(&config, db.clone(), clock.clone(), mail.clone())?;
+        let sfu = start_sfu(&config, local_addr.ip()).await?;
         let state = AppState {
             tokens: TokenKeys::new(&secret, config.public_url.origin()),
             limits: SignInLimits::new(config.login_ip_per_minute, config.login_account_per_minute),
@@ -132,6 +155,7 @@ impl Application {
             presence: crate::presence::RoomPresence::default(),
             hub: crate::hub::Hub::new(),
             mail,
+            sfu,
         };
         Ok(Self { listener, local_addr, tls, tls_source, state, mail_worker })
     }
@@ -164,6 +188,7 @@ impl Application {
         tracing::info!(listen = %format!("{scheme}://{}", self.local_addr), "Consulta is serving");
         tracing::info!(open = %config.public_url.base(), "open this address in a browser");
         tracing::info!(%database, %tls, %mail, "using");
+        tracing::info!(media = %format!("udp://{}", self.state.sfu.local_addr()), "video rooms");
     }
 
     /// Serves until `shutdown` resolves, then drains and closes.
@@ -196,6 +221,7 @@ impl Application {
         };
         server::serve(self.listener, routes, options, shutdown).await;
         state.hub.close_all();
+        state.sfu.shutdown().await;
         sweeper.abort();
         housekeeping.abort();
         mail_worker.stop(Duration::from_secs(10)).await;

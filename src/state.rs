@@ -9,6 +9,7 @@ use crate::db::Db;
 use crate::hub::Hub;
 use crate::mail::MailContext;
 use crate::presence::RoomPresence;
+use crate::sfu::Sfu;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -22,4 +23,6 @@ pub struct AppState {
     pub hub: Hub,
     /// Reminder offsets and the mail worker's doorbell, for appointment changes.
     pub mail: MailContext,
+    /// The media plane; receives only joins the hub has authorised.
+    pub sfu: Sfu,
 }

@@ -281,6 +281,8 @@ pub async fn cancel_appointment(
     tracing::info!(appointment_id = %id, "appointment cancelled");
     let view = AppointmentView::new(&appointment, &state.config.public_url, now);
     push(&state, &appointment, ServerMessage::AppointmentCancelled { appointment: view.clone() });
+    // Anyone in the video room leaves it now.
+    state.sfu.close_room(id.0, crate::sfu::CloseReason::Cancelled).await;
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::OK))
 }
 

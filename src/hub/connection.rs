@@ -16,10 +16,12 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use super::messages::{ClientMessage, ErrorCode, ServerMessage};
+use super::messages::{ClientMessage, ErrorCode, RoomClosedReason, ServerMessage};
+use super::room::{self, Membership, SocketMeta};
 use super::{Outbound, Registration, close_code};
 use crate::auth::CurrentUser;
 use crate::http::UserView;
+use crate::sfu::SfuEvent;
 use crate::state::AppState;
 
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -63,38 +65,122 @@ async fn drain(socket: &mut Socket) {
     }
 }
 
-/// What a client frame asks for; bad input becomes an `error` frame.
-fn handle_text(text: &str) -> ServerMessage {
-    let value: serde_json::Value = match serde_json::from_str(text) {
-        Ok(v) => v,
-        Err(_) => {
-            return ServerMessage::Error {
-                code: ErrorCode::BadMessage,
-                message: "Frames must be JSON objects with a \"type\" field.".into(),
-                refers_to: None,
-            };
-        }
+/// A client frame, parsed; bad input becomes an `error` frame to send back.
+fn parse(text: &str) -> Result<ClientMessage, Box<ServerMessage>> {
+    let bad = |refers_to| {
+        Box::new(ServerMessage::Error {
+            code: ErrorCode::BadMessage,
+            message: "Frames must be JSON objects with a known \"type\" and its fields.".into(),
+            refers_to,
+        })
     };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| bad(None))?;
     let kind = value.get("type").and_then(|t| t.as_str()).map(str::to_owned);
-    match serde_json::from_value::<ClientMessage>(value) {
-        Ok(ClientMessage::Ping { id }) => ServerMessage::Pong { id },
-        Err(_) => match kind {
-            Some(kind) if matches!(kind.as_str(), "ping") => ServerMessage::Error {
-                code: ErrorCode::BadMessage,
-                message: format!("The {kind} message has missing or invalid fields."),
-                refers_to: Some(kind),
-            },
-            Some(kind) => ServerMessage::Error {
-                code: ErrorCode::UnknownType,
-                message: "This message type is not known.".into(),
-                refers_to: Some(kind.chars().take(64).collect()),
-            },
-            None => ServerMessage::Error {
-                code: ErrorCode::BadMessage,
-                message: "Frames must be JSON objects with a \"type\" field.".into(),
-                refers_to: None,
-            },
+    serde_json::from_value::<ClientMessage>(value).map_err(|_| match kind {
+        Some(kind) if ClientMessage::TYPES.contains(&kind.as_str()) => bad(Some(kind)),
+        Some(kind) => Box::new(ServerMessage::Error {
+            code: ErrorCode::UnknownType,
+            message: "This message type is not known.".into(),
+            refers_to: Some(kind.chars().take(64).collect()),
+        }),
+        None => bad(None),
+    })
+}
+
+fn not_in_room(kind: &str) -> ServerMessage {
+    ServerMessage::Error {
+        code: ErrorCode::NotInRoom,
+        message: "Join a room first.".into(),
+        refers_to: Some(kind.to_owned()),
+    }
+}
+
+async fn next_event(membership: &mut Option<Membership>) -> Option<SfuEvent> {
+    match membership {
+        Some(m) => m.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when the joined room's window closes (never when not in a room).
+async fn window_closes(closes_at: Option<chrono::DateTime<chrono::Utc>>, state: &AppState) {
+    match closes_at {
+        Some(closes_at) => loop {
+            let now = state.clock.now();
+            if now >= closes_at {
+                return;
+            }
+            // Re-checked at least every second, so a moved test clock is noticed.
+            let left = (closes_at - now).to_std().unwrap_or_default();
+            tokio::time::sleep(left.min(Duration::from_secs(1))).await;
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// What a client message does; the frames to send back.
+async fn dispatch(
+    state: &AppState,
+    user: &CurrentUser,
+    meta: &SocketMeta,
+    membership: &mut Option<Membership>,
+    message: ClientMessage,
+) -> Vec<ServerMessage> {
+    match message {
+        ClientMessage::Ping { id } => vec![ServerMessage::Pong { id }],
+        ClientMessage::RoomJoin { appointment_id } => {
+            if membership.is_some() {
+                return vec![ServerMessage::Error {
+                    code: ErrorCode::AlreadyInRoom,
+                    message: "This connection is already in a room; leave it first.".into(),
+                    refers_to: Some("room.join".into()),
+                }];
+            }
+            match room::join(state, user, meta, &appointment_id).await {
+                Ok((joined, frame)) => {
+                    *membership = Some(joined);
+                    vec![frame]
+                }
+                Err(refusal) => vec![refusal],
+            }
+        }
+        ClientMessage::RoomLeave {} => match membership.take() {
+            Some(m) => {
+                let appointment_id = m.appointment.id.to_string();
+                room::leave(state, user.user.id, m, true).await;
+                vec![ServerMessage::RoomLeft { appointment_id }]
+            }
+            None => vec![not_in_room("room.leave")],
+        },
+        other => {
+            let kind = match &other {
+                ClientMessage::RtcPublishOffer { .. } => "rtc.publish_offer",
+                ClientMessage::RtcSubscribeAnswer { .. } => "rtc.subscribe_answer",
+                ClientMessage::RtcCandidate { .. } => "rtc.candidate",
+                ClientMessage::RtcMedia { .. } => "rtc.media",
+                _ => "rtc.keyframe",
+            };
+            let (Some(m), Some(signal)) = (membership.as_ref(), room::signal(other)) else {
+                return vec![not_in_room(kind)];
+            };
+            match state.sfu.signal(m.participant, signal).await {
+                Ok(()) => Vec::new(),
+                Err(crate::sfu::SfuError::UnknownParticipant) => {
+                    if let Some(m) = membership.take() {
+                        room::leave(state, user.user.id, m, false).await;
+                    }
+                    vec![not_in_room(kind)]
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "signal refused by the media server");
+                    vec![ServerMessage::Error {
+                        code: ErrorCode::Internal,
+                        message: "The video service could not take this message.".into(),
+                        refers_to: Some(kind.to_owned()),
+                    }]
+                }
+            }
+        }
     }
 }
 
@@ -102,6 +188,7 @@ pub(super) async fn run(
     mut socket: Socket,
     state: AppState,
     user: CurrentUser,
+    meta: SocketMeta,
     registration: Registration,
     mut outbound: mpsc::Receiver<Outbound>,
 ) {
@@ -121,7 +208,9 @@ pub(super) async fn run(
     let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
     let mut last_touch = Instant::now();
+    let mut membership: Option<Membership> = None;
     loop {
+        let closes_at = membership.as_ref().map(|m| m.closes_at);
         tokio::select! {
             out = outbound.recv() => match out {
                 Some(Outbound::Text(text)) => {
@@ -157,22 +246,66 @@ pub(super) async fn run(
                     drain(&mut socket).await;
                     break;
                 }
-                let reply = match message {
-                    Message::Text(text) => Some(handle_text(text.as_str())),
-                    Message::Binary(_) => Some(ServerMessage::Error {
+                let replies = match message {
+                    Message::Text(text) => match parse(text.as_str()) {
+                        Ok(client) => {
+                            if last_touch.elapsed() >= TOUCH_EVERY {
+                                last_touch = Instant::now();
+                                let _ = state.db.touch_session(user.session_id, state.clock.now()).await;
+                            }
+                            dispatch(&state, &user, &meta, &mut membership, client).await
+                        }
+                        Err(error) => vec![*error],
+                    },
+                    Message::Binary(_) => vec![ServerMessage::Error {
                         code: ErrorCode::BadMessage,
                         message: "Binary frames are not accepted.".into(),
                         refers_to: None,
-                    }),
+                    }],
                     Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Vec::new(),
                 };
-                if let Some(reply) = reply {
-                    if !matches!(reply, ServerMessage::Error { .. }) && last_touch.elapsed() >= TOUCH_EVERY {
-                        last_touch = Instant::now();
-                        let _ = state.db.touch_session(user.session_id, state.clock.now()).await;
+                let mut sent = true;
+                for reply in &replies {
+                    sent = sent && send_json(&mut socket, reply).await;
+                }
+                if !sent {
+                    break;
+                }
+            },
+            event = next_event(&mut membership) => {
+                let Some(room_id) = membership.as_ref().map(|m| m.appointment.id) else { continue };
+                let translated = match event {
+                    Some(event) => room::translate(room_id, event),
+                    // The media server dropped this participant's channel.
+                    None => room::Translated::Gone { frames: Vec::new(), presence_changed: true },
+                };
+                let frames = match translated {
+                    room::Translated::Send(frame) => vec![*frame],
+                    room::Translated::Ignore => Vec::new(),
+                    room::Translated::Gone { frames, presence_changed } => {
+                        if let Some(m) = membership.take()
+                            && presence_changed
+                        {
+                            room::leave(&state, user.user.id, m, false).await;
+                        }
+                        frames
                     }
-                    if !send_json(&mut socket, &reply).await {
+                };
+                let mut sent = true;
+                for frame in &frames {
+                    sent = sent && send_json(&mut socket, frame).await;
+                }
+                if !sent {
+                    break;
+                }
+            },
+            () = window_closes(closes_at, &state) => {
+                if let Some(m) = membership.take() {
+                    let appointment_id = m.appointment.id.to_string();
+                    room::leave(&state, user.user.id, m, true).await;
+                    let frame = ServerMessage::RoomClosed { appointment_id, reason: RoomClosedReason::Ended };
+                    if !send_json(&mut socket, &frame).await {
                         break;
                     }
                 }
@@ -188,6 +321,9 @@ pub(super) async fn run(
             },
         }
     }
+    if let Some(m) = membership.take() {
+        room::leave(&state, user.user.id, m, true).await;
+    }
     drop(registration);
     let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(None)).await;
 }
@@ -198,13 +334,18 @@ mod tests {
 
     #[test]
     fn bad_frames_get_stable_error_codes() {
-        let code = |text: &str| match handle_text(text) {
-            ServerMessage::Error { code, .. } => Some(code),
+        let code = |text: &str| match parse(text) {
+            Err(error) => match *error {
+                ServerMessage::Error { code, .. } => Some(code),
+                _ => None,
+            },
             _ => None,
         };
         assert_eq!(code("not json"), Some(ErrorCode::BadMessage));
         assert_eq!(code("[1,2]"), Some(ErrorCode::BadMessage));
         assert_eq!(code(r#"{"type":"launch.missiles"}"#), Some(ErrorCode::UnknownType));
         assert_eq!(code(r#"{"type":"ping","id":7}"#), None);
+        assert_eq!(code(r#"{"type":"room.join"}"#), Some(ErrorCode::BadMessage), "known type, missing field");
+        assert_eq!(code(r#"{"type":"room.leave"}"#), None);
     }
 }

@@ -28,6 +28,31 @@ pub enum ServerMessage {
     AppointmentCancelled { appointment: AppointmentView },
     #[serde(rename = "room.presence")]
     RoomPresence { appointment_id: String, participants: Vec<PresentUser> },
+    /// The socket joined the appointment's video room.
+    #[serde(rename = "room.joined")]
+    RoomJoined {
+        appointment_id: String,
+        participant_id: String,
+        participants: Vec<PresentUser>,
+        /// `doctor` or `patient` while the other side is absent.
+        waiting_for: Option<&'static str>,
+        ice_servers: Vec<crate::config::IceServer>,
+        max_bitrate_bps: u32,
+    },
+    /// Answer to `room.leave`.
+    #[serde(rename = "room.left")]
+    RoomLeft { appointment_id: String },
+    /// The socket is no longer in the room, and why.
+    #[serde(rename = "room.closed")]
+    RoomClosed { appointment_id: String, reason: RoomClosedReason },
+    #[serde(rename = "rtc.publish_answer")]
+    RtcPublishAnswer { sdp: String },
+    #[serde(rename = "rtc.subscribe_offer")]
+    RtcSubscribeOffer { sdp: String },
+    #[serde(rename = "rtc.candidate")]
+    RtcCandidate { target: PcTarget, candidate: String, sdp_mid: Option<String>, sdp_mline_index: Option<u16> },
+    #[serde(rename = "rtc.peer_media")]
+    RtcPeerMedia { user_id: String, audio: bool, video: bool, screen: bool },
     /// Answer to the client's `ping`.
     #[serde(rename = "pong")]
     Pong {
@@ -52,6 +77,35 @@ pub enum ErrorCode {
     /// Not JSON, or not an object with a known `type`.
     BadMessage,
     UnknownType,
+    NotInRoom,
+    RoomNotFound,
+    AppointmentCancelled,
+    RoomNotOpenYet,
+    RoomClosed,
+    AlreadyInRoom,
+    BadSdp,
+    ConnectTimeout,
+    Internal,
+}
+
+/// Why a socket left a room without asking to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomClosedReason {
+    Cancelled,
+    Ended,
+    Replaced,
+    Shutdown,
+    Admin,
+    Failed,
+}
+
+/// Which of a participant's two peer connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PcTarget {
+    Publisher,
+    Subscriber,
 }
 
 /// What the client may send.
@@ -64,4 +118,39 @@ pub enum ClientMessage {
         #[serde(default)]
         id: Option<serde_json::Value>,
     },
+    #[serde(rename = "room.join")]
+    RoomJoin { appointment_id: String },
+    #[serde(rename = "room.leave")]
+    RoomLeave {},
+    #[serde(rename = "rtc.publish_offer")]
+    RtcPublishOffer { sdp: String },
+    #[serde(rename = "rtc.subscribe_answer")]
+    RtcSubscribeAnswer { sdp: String },
+    #[serde(rename = "rtc.candidate")]
+    RtcCandidate {
+        target: PcTarget,
+        candidate: String,
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        #[serde(default)]
+        sdp_mline_index: Option<u16>,
+    },
+    #[serde(rename = "rtc.media")]
+    RtcMedia { audio: bool, video: bool, screen: bool },
+    #[serde(rename = "rtc.keyframe")]
+    RtcKeyframe {},
+}
+
+impl ClientMessage {
+    /// Every `type` a client may send, for telling unknown types from bad fields.
+    pub const TYPES: &'static [&'static str] = &[
+        "ping",
+        "room.join",
+        "room.leave",
+        "rtc.publish_offer",
+        "rtc.subscribe_answer",
+        "rtc.candidate",
+        "rtc.media",
+        "rtc.keyframe",
+    ];
 }

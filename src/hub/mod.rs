@@ -8,6 +8,7 @@
 
 mod connection;
 pub mod messages;
+mod room;
 mod upgrade;
 
 use std::sync::Arc;

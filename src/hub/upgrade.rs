@@ -64,13 +64,17 @@ pub async fn upgrade(state: AppState, mut request: Request<Incoming>) -> warp::r
             Some(("retry-after", "10".to_owned())),
         );
     };
+    let meta = super::room::SocketMeta {
+        client_ip: request.extensions().get::<crate::server::PeerAddr>().map(|p| p.0.ip().to_string()),
+        request_id: request.extensions().get::<crate::server::RequestId>().map(|r| r.0.to_string()),
+    };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let socket =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(socket_config())).await;
-                super::connection::run(socket, state, user, registration, outbound).await;
+                super::connection::run(socket, state, user, meta, registration, outbound).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }

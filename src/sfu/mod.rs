@@ -133,6 +133,12 @@ pub struct Sfu {
     commands: mpsc::Sender<Command>,
 }
 
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu").field("local_addr", &self.local_addr()).finish_non_exhaustive()
+    }
+}
+
 impl Sfu {
     /// Binds the media socket and spawns the media loop on the current Tokio runtime.
     pub async fn start(config: SfuConfig) -> Result<Sfu, SfuError> {

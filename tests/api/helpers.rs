@@ -192,6 +192,8 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         mail_from: "Consulta <no-reply@localhost>".to_owned(),
         rtc_udp_port: 0,
         rtc_public_ip: None,
+        rtc_loopback: consulta::config::AutoToggle::Auto,
+        rtc_max_bitrate_kbps: 1500,
         ice_servers: "[]".to_owned(),
         data_dir: dir.join("data"),
         mail_retry_min_secs: 1,

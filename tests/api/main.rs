@@ -11,8 +11,11 @@ mod errors;
 mod helpers;
 mod hub;
 mod mail;
+mod rooms;
 mod scheduling;
 mod sessions;
+#[path = "../sfu_support/mod.rs"]
+mod sfu_support;
 mod smtp;
 mod transport;
 mod web;

@@ -77,9 +77,29 @@ pub async fn within<T>(d: Duration, what: &str, f: impl Future<Output = T>) -> T
     tokio::time::timeout(d, f).await.map_err(|_| format!("timed out after {d:?}: {what}").into())
 }
 
+/// How a test client's signaling reaches the SFU: straight through its API,
+/// or over the hub's WebSocket (see the API suite's room tests).
+#[async_trait::async_trait]
+pub trait Signal: Send + Sync + 'static {
+    async fn send(&self, message: ClientSignal) -> TestResult;
+}
+
+/// Signaling straight into the SFU, as the hub itself does.
+pub struct DirectSignal {
+    pub sfu: Sfu,
+    pub pid: ParticipantId,
+}
+
+#[async_trait::async_trait]
+impl Signal for DirectSignal {
+    async fn send(&self, message: ClientSignal) -> TestResult {
+        self.sfu.signal(self.pid, message).await?;
+        Ok(())
+    }
+}
+
 struct Handler {
-    sfu: Sfu,
-    pid: ParticipantId,
+    signal: Arc<dyn Signal>,
     target: PcKind,
     connected: Arc<AtomicBool>,
     connected_at: Arc<Mutex<Option<Instant>>>,
@@ -92,16 +112,13 @@ impl PeerConnectionEventHandler for Handler {
         // Trickle: every gathered candidate goes through the SFU API like the hub would do.
         if let Ok(init) = event.candidate.to_json() {
             let _ = self
-                .sfu
-                .signal(
-                    self.pid,
-                    ClientSignal::Candidate {
-                        target: self.target,
-                        candidate: init.candidate,
-                        sdp_mid: init.sdp_mid,
-                        sdp_mline_index: init.sdp_mline_index,
-                    },
-                )
+                .signal
+                .send(ClientSignal::Candidate {
+                    target: self.target,
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_mline_index: init.sdp_mline_index,
+                })
                 .await;
         }
     }
@@ -222,7 +239,7 @@ pub struct Client {
     events: tokio::sync::Mutex<mpsc::UnboundedReceiver<SfuEvent>>,
     pub_pc: Arc<dyn PeerConnection>,
     sub_pc: Arc<dyn PeerConnection>,
-    sfu: Sfu,
+    signal: Arc<dyn Signal>,
     screen: Option<(Arc<dyn RtpSender>, JoinHandle<()>)>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -241,17 +258,28 @@ impl Client {
     }
 
     pub async fn join_as(sfu: &Sfu, room: Uuid, name: &str, user_id: Uuid) -> TestResult<Client> {
-        let (tx, mut rx) = mpsc::channel::<SfuEvent>(256);
+        let (tx, rx) = mpsc::channel::<SfuEvent>(256);
         let who = Participant { user_id, name: name.to_owned(), role: "patient".to_owned() };
         let pid = sfu.join(room, who, tx).await?;
+        Self::connect(Arc::new(DirectSignal { sfu: sfu.clone(), pid }), rx, name, user_id, pid).await
+    }
+
+    /// Sets up both peer connections and starts publishing; `events` carries
+    /// what the SFU (or the hub, translated) says to this client.
+    pub async fn connect(
+        signal: Arc<dyn Signal>,
+        mut rx: mpsc::Receiver<SfuEvent>,
+        name: &str,
+        user_id: Uuid,
+        pid: ParticipantId,
+    ) -> TestResult<Client> {
         let received = Arc::new(Received::default());
         let feedback = Arc::new(Feedback::default());
         let pub_connected_at = Arc::new(Mutex::new(None));
         let sub_connected = Arc::new(AtomicBool::new(false));
         let pub_pc = build_pc(
             Arc::new(Handler {
-                sfu: sfu.clone(),
-                pid,
+                signal: signal.clone(),
                 target: PcKind::Publisher,
                 connected: Arc::new(AtomicBool::new(false)),
                 connected_at: pub_connected_at.clone(),
@@ -262,8 +290,7 @@ impl Client {
         .await?;
         let sub_pc = build_pc(
             Arc::new(Handler {
-                sfu: sfu.clone(),
-                pid,
+                signal: signal.clone(),
                 target: PcKind::Subscriber,
                 connected: sub_connected.clone(),
                 connected_at: Arc::new(Mutex::new(None)),
@@ -283,7 +310,7 @@ impl Client {
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
         let mut tasks = Vec::new();
         {
-            let (sfu, pub_pc, sub_pc) = (sfu.clone(), pub_pc.clone(), sub_pc.clone());
+            let (signal, pub_pc, sub_pc) = (signal.clone(), pub_pc.clone(), sub_pc.clone());
             tasks.push(tokio::spawn(async move {
                 while let Some(event) = rx.recv().await {
                     match event {
@@ -304,7 +331,7 @@ impl Client {
                             };
                             let sdp = answer.sdp.clone();
                             if sub_pc.set_local_description(answer).await.is_ok() {
-                                let _ = sfu.signal(pid, ClientSignal::SubscribeAnswer { sdp }).await;
+                                let _ = signal.send(ClientSignal::SubscribeAnswer { sdp }).await;
                             }
                         }
                         SfuEvent::Candidate { target, candidate, sdp_mid, sdp_mline_index } => {
@@ -352,7 +379,7 @@ impl Client {
         let sdp = offer.sdp.clone();
         pub_pc.set_local_description(offer).await?;
         let offered_at = Instant::now();
-        sfu.signal(pid, ClientSignal::PublishOffer { sdp }).await?;
+        signal.send(ClientSignal::PublishOffer { sdp }).await?;
 
         Ok(Client {
             user_id,
@@ -366,7 +393,7 @@ impl Client {
             events: tokio::sync::Mutex::new(ev_rx),
             pub_pc,
             sub_pc,
-            sfu: sfu.clone(),
+            signal,
             screen: None,
             tasks,
         })
@@ -406,7 +433,7 @@ impl Client {
         let offer = self.pub_pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
         self.pub_pc.set_local_description(offer).await?;
-        self.sfu.signal(self.pid, ClientSignal::PublishOffer { sdp }).await?;
+        self.signal.send(ClientSignal::PublishOffer { sdp }).await?;
         Ok(())
     }
 
