@@ -242,6 +242,41 @@ async fn call(tools: Tools) {
     // Muting is shown on the other side.
     patient.click("#mute-button").await;
     doctor.wait_text("#peer-media", "Pat Patient has muted their microphone").await;
+
+    // A lost socket rejoins by itself, with new peer connections, and media flows again.
+    patient.js("window.consulta.pcs.publisher.stale = true; window.consulta.hub.socket.close()", vec![]).await;
+    patient
+        .wait_for(
+            "a new call after the socket dropped",
+            "document.body.dataset.roomState === 'in-call' && window.consulta.pcs.publisher && !window.consulta.pcs.publisher.stale \
+             && window.consulta.pcs.subscriber",
+        )
+        .await;
+    wait_media(&patient, "the patient, after reconnecting").await;
+    wait_colour(&patient, "the patient, after reconnecting", RED).await;
+    wait_colour(&doctor, "the doctor, after the patient reconnected", BLUE).await;
+
+    // Screen sharing adds a second video track that the other side shows over the camera.
+    patient.click("#screen-button").await;
+    let sharing = patient
+        .wait_for(
+            "screen sharing to start or fail",
+            "document.getElementById('screen-button').getAttribute('aria-pressed') === 'true' ? 'sharing' \
+             : (document.getElementById('peer-media').textContent.includes('could not start') && 'failed')",
+        )
+        .await;
+    if sharing == "sharing" {
+        doctor
+            .wait_for("the patient's screen", "!document.getElementById('remote-screen').hidden && document.getElementById('remote-screen').videoWidth > 0")
+            .await;
+        doctor.wait_text("#peer-media", "Pat Patient is sharing their screen").await;
+        doctor.screenshot(&shot("room-call-screen.png")).await;
+        patient.click("#screen-button").await;
+        doctor.wait_for("the screen share to end", "document.getElementById('remote-screen').hidden").await;
+    } else {
+        eprintln!("screen sharing is not available in this headless Chromium; not tested");
+    }
+
     patient.resize(375, 800).await;
     assert_fits(&patient, 375).await;
     patient.screenshot(&shot("room-call-375.png")).await;

@@ -33,8 +33,8 @@ import { inZone, serverClock } from '../time.js';
  *   |'cancelled'|'ended'|'replaced'|'refused'} RoomState
  */
 
-/** @type {{pcs: {publisher?: RTCPeerConnection, subscriber?: RTCPeerConnection}, state: RoomState}} */
-const consulta = { pcs: {}, state: 'loading' };
+/** @type {{pcs: {publisher?: RTCPeerConnection, subscriber?: RTCPeerConnection}, state: RoomState, hub: typeof hub}} */
+const consulta = { pcs: {}, state: 'loading', hub };
 Object.assign(window, { consulta });
 
 /** How long reconnecting may take before the page says the connection is lost. */
