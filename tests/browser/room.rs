@@ -358,13 +358,75 @@ async fn a_call_works_with_only_a_loopback_interface() {
     assert!(status.success(), "the call failed in a loopback-only network namespace: {status}");
 }
 
+/// The patient's room page: "not open yet" (with the time) for a later
+/// appointment; waiting for the doctor in an open one, until the doctor
+/// cancels it; no peer connection is left behind either time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_doctor_dashboard_shows_a_new_booking_without_reload() {
+async fn a_room_not_open_yet_is_refused_and_a_cancelled_one_ends_the_call() {
     let Some(tools) = browser_tools() else { return };
     with_deadline(async {
         let app = spawn().await;
         let doctor = app.doctor("doc@clinic.example").await;
         let patient = app.create_user("patient", "pat@example.com", "Pat Patient").await;
+        let later = app.slots(&patient.token, &doctor, 3).await;
+        let later = app.booked(&patient, &doctor, &later[2]).await;
+        let soon = app.slots(&patient.token, &doctor, 1).await;
+        let open = app.booked(&patient, &doctor, &soon[0]).await;
+        let start = chrono::DateTime::parse_from_rfc3339(&soon[0]).unwrap().to_utc();
+        let (mut doctor, mut patient) = (doctor, patient);
+        app.travel(start - app.state.clock.now() - chrono::Duration::minutes(5), &mut [&mut doctor, &mut patient])
+            .await;
+        let files = tempfile::tempdir().unwrap();
+        let blue = fake_media(files.path(), "patient-blue", BLUE, 660.0);
+        let turn = take_turn().await;
+        let browser = Browser::launch_in_turn(&tools, &app.base, &blue, &turn).await;
+
+        sign_in(&browser, "pat@example.com", &format!("/room/{}", later["id"].as_str().unwrap())).await;
+        wait_state(&browser, "prejoin").await;
+        browser.wait_text("#room-state", "The room opens at").await;
+        browser.click("#join-button").await;
+        wait_state(&browser, "refused").await;
+        browser.wait_text("#room-state", "Not open yet").await;
+        browser.find("#retry-button").await;
+        let pcs = browser.js("return Object.keys(window.consulta.pcs).length", vec![]).await;
+        assert_eq!(pcs, json!(0));
+        browser.screenshot("room-not-open-yet.png").await;
+
+        let id = open["id"].as_str().unwrap();
+        browser.goto(&format!("/room/{id}")).await;
+        wait_state(&browser, "prejoin").await;
+        browser.click("#join-button").await;
+        wait_state(&browser, "waiting").await;
+        browser.wait_text("#room-state", "Waiting for the doctor").await;
+        let r = app
+            .post_json_as(&doctor.token, &format!("/api/appointments/{id}/cancel"), &json!({"reason": "Doctor is ill"}))
+            .await;
+        assert_eq!(r.status(), 200);
+        wait_state(&browser, "cancelled").await;
+        browser.wait_text("#room-state", "cancelled").await;
+        let left = browser
+            .js(
+                "return {pcs: Object.keys(window.consulta.pcs).length, call: !document.getElementById('call').hidden}",
+                vec![],
+            )
+            .await;
+        assert_eq!(left, json!({"pcs": 0, "call": false}));
+        browser.screenshot("room-cancelled.png").await;
+        browser.close().await;
+        drop(turn);
+    })
+    .await;
+}
+
+/// The doctor's open dashboard follows the patient without a reload: a
+/// new booking, the patient entering a room (`room.presence`), a
+/// cancellation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_dashboard_shows_a_new_booking_without_reload() {
+    let Some(tools) = browser_tools() else { return };
+    with_deadline(async {
+        let app = spawn().await;
+        let (doctor, patient, open) = open_appointment(&app).await;
         let browser = Browser::launch(&tools, &app.base).await;
         sign_in(&browser, "doc@clinic.example", "/dashboard").await;
         browser.wait_text("#dashboard-title", "Your practice").await;
@@ -376,6 +438,21 @@ async fn the_doctor_dashboard_shows_a_new_booking_without_reload() {
         let booked = app.booked(&patient, &doctor, &slots[1]).await;
         let card = format!("#appointment-{}", booked["id"].as_str().unwrap());
         browser.wait_text(&card, "Pat Patient").await;
+
+        // The patient enters the open appointment's room (over /ws, as the room page does).
+        let mut socket = app.ws(Some(&patient.token), Some(&app.base)).await.expect("patient socket");
+        let hello = crate::helpers::next_json(&mut socket, STEP).await.expect("hello");
+        assert_eq!(hello["type"], "hello");
+        {
+            use futures_util::SinkExt as _;
+            let join = json!({"type": "room.join", "appointment_id": open}).to_string();
+            socket.send(tokio_tungstenite::tungstenite::Message::text(join)).await.unwrap();
+        }
+        browser.wait_text(&format!("#appointment-{open}"), "Patient is waiting").await;
+        browser.wait_text("#waiting-summary", "Waiting in the room: Pat Patient").await;
+        drop(socket);
+        browser.wait_for("the waiting badge to go", "!document.querySelector('.waiting')").await;
+
         let r = app
             .post_json_as(
                 &patient.token,
