@@ -406,6 +406,13 @@ async function main(me) {
     if (remoteVideo.srcObject !== remoteStream) remoteVideo.srcObject = remoteStream;
     remoteVideo.play().catch(() => {});
     updateCallState();
+    if (track.kind === 'video') {
+      // No picture after 2 s (a lost keyframe): ask the sender for a fresh one.
+      const gen = generation;
+      setTimeout(() => {
+        if (gen === generation && remoteVideo.videoWidth === 0) hub.send({ type: 'rtc.keyframe' });
+      }, 2000);
+    }
   }
 
   /** Drops remote tracks whose transceivers the server stopped sending. @param {RTCPeerConnection} pc */
@@ -459,17 +466,33 @@ async function main(me) {
     hub.send({ type: 'room.join', appointment_id: appointmentId });
   }
 
-  /** @param {string} why */
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let rejoinTimer;
+
+  /**
+   * The media connection failed: rejoin shortly. A fatal server error
+   * comes as `error` and then `room.closed` `failed`; both land here and
+   * count once.
+   * @param {string} why
+   */
   function mediaFailed(why) {
     console.warn('media failed:', why);
     if (!wanted) return;
-    mediaRetries += 1;
-    if (mediaRetries > MAX_MEDIA_RETRIES) {
-      lost('The media connection could not be set up.');
-      return;
+    if (rejoinTimer === undefined) {
+      mediaRetries += 1;
+      if (mediaRetries > MAX_MEDIA_RETRIES) {
+        lost('The media connection could not be set up.');
+        return;
+      }
+      reconnecting();
     }
-    reconnecting();
-    join();
+    generation += 1;
+    closePeers();
+    clearTimeout(rejoinTimer);
+    rejoinTimer = setTimeout(() => {
+      rejoinTimer = undefined;
+      if (wanted) join();
+    }, 500);
   }
 
   function reconnecting() {
@@ -505,6 +528,8 @@ async function main(me) {
 
   function enterCall() {
     stopMeter();
+    // The Join button disappears: keep keyboard focus in the call's controls.
+    const hadFocus = prejoin.contains(document.activeElement) || document.activeElement === document.body;
     prejoin.hidden = true;
     call.hidden = false;
     localVideo.srcObject = localStream;
@@ -512,6 +537,7 @@ async function main(me) {
     muteButton.disabled = !localStream?.getAudioTracks().length;
     cameraButton.disabled = !localStream?.getVideoTracks().length;
     screenButton.disabled = !navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== 'function';
+    if (hadFocus) (muteButton.disabled ? leaveButton : muteButton).focus();
   }
 
   /** @param {('doctor'|'patient'|null)} [waitingFor] */
@@ -643,7 +669,8 @@ async function main(me) {
       return;
     }
     if (code === 'connect_timeout' || code === 'bad_sdp' || code === 'internal') {
-      if (code === 'connect_timeout') inRoom = false;
+      // connect_timeout and internal remove us from the room; bad_sdp does not.
+      if (code !== 'bad_sdp') inRoom = false;
       mediaFailed(`${code}: ${message}`);
       return;
     }
@@ -652,11 +679,14 @@ async function main(me) {
 
   /** @param {string} reason @param {string | null} [cancelReason] */
   function closed(reason, cancelReason) {
-    if (reason === 'failed' || reason === 'shutdown') {
-      // Join again: now (failed) or once the restarted server answers (shutdown).
+    if (reason === 'failed') {
+      mediaFailed('room closed: failed');
+      return;
+    }
+    if (reason === 'shutdown') {
+      // The socket closes next; the hub reconnects and its `connected` rejoins.
+      closePeers();
       reconnecting();
-      if (reason === 'failed') join();
-      else closePeers();
       return;
     }
     wanted = false;
