@@ -358,6 +358,48 @@ async fn a_call_works_with_only_a_loopback_interface() {
     assert!(status.success(), "the call failed in a loopback-only network namespace: {status}");
 }
 
+/// Without any camera or microphone (none on this machine, permission
+/// granted) the patient is told so, joins to receive only, and still sees
+/// and hears the doctor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_without_devices_joins_to_watch_and_listen() {
+    let Some(tools) = browser_tools() else { return };
+    with_deadline(async {
+        let app = spawn().await;
+        let (_doctor, _patient, id) = open_appointment(&app).await;
+        let files = tempfile::tempdir().unwrap();
+        let red = fake_media(files.path(), "doctor-red", RED, 440.0);
+        let room = format!("/room/{id}");
+        let turn = take_turn().await;
+        let doctor = Browser::launch_in_turn(&tools, &app.base, &red, &turn).await;
+        sign_in(&doctor, "doc@clinic.example", &room).await;
+        wait_state(&doctor, "prejoin").await;
+        doctor.click("#join-button").await;
+        wait_state(&doctor, "waiting").await;
+
+        // A granted permission but no (fake) devices: getUserMedia finds nothing.
+        let bare: Vec<String> =
+            media_args(None, None).into_iter().filter(|a| a != "--use-fake-device-for-media-stream").collect();
+        let patient = Browser::launch_in_turn(&tools, &app.base, &bare, &turn).await;
+        sign_in(&patient, "pat@example.com", &room).await;
+        wait_state(&patient, "prejoin").await;
+        patient.wait_text("#device-note", "see and hear the other person only").await;
+        patient.click("#join-button").await;
+        wait_state(&patient, "in-call").await;
+        wait_media(&patient, "the receive-only patient").await;
+        wait_colour(&patient, "the receive-only patient", RED).await;
+        let buttons = patient
+            .js("return ['mute-button', 'camera-button'].map((id) => document.getElementById(id).disabled)", vec![])
+            .await;
+        assert_eq!(buttons, json!([true, true]));
+        wait_state(&doctor, "in-call").await;
+        patient.close().await;
+        doctor.close().await;
+        drop(turn);
+    })
+    .await;
+}
+
 /// The patient's room page: "not open yet" (with the time) for a later
 /// appointment; waiting for the doctor in an open one, until the doctor
 /// cancels it; no peer connection is left behind either time.
