@@ -311,3 +311,33 @@ async fn a_client_that_never_connects_is_dropped() -> TestResult {
     sfu.shutdown().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ice_restart_keeps_the_call_without_rejoining() -> TestResult {
+    let _serial = SERIAL.lock().await;
+    let sfu = spawn_sfu().await?;
+    let room = Uuid::new_v4();
+    let alice = Client::join(&sfu, room, "alice").await?;
+    let bob = Client::join(&sfu, room, "bob").await?;
+    wait_media_from(&bob, alice.tag, 20, 10, MEDIA_DEADLINE).await?;
+    let old_ufrag = alice.server_ufrag().await;
+    let old_local = alice.local_offer().await;
+
+    alice.ice_restart().await?;
+    eventually(EVENT_DEADLINE, "a new answer with fresh server credentials", || {
+        futures_lite_block(alice.server_ufrag()) != old_ufrag
+    })
+    .await?;
+    assert_ne!(alice.local_offer().await, old_local, "the client offered new credentials");
+    let before = bob.received.count(alice.tag, RtpCodecKind::Audio);
+    wait_media_from(&bob, alice.tag, before + 50, 0, MEDIA_DEADLINE).await?;
+    assert_eq!(sfu.participants(room).len(), 2, "nobody had to rejoin");
+    alice.close().await;
+    bob.close().await;
+    Ok(())
+}
+
+/// Polls a future to completion on this thread (the condition closure of `eventually` is sync).
+fn futures_lite_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}

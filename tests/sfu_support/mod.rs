@@ -429,6 +429,17 @@ impl Client {
         self.renegotiate().await
     }
 
+    /// An ICE restart, as after a network change: a new publisher offer with
+    /// fresh ICE credentials on the same signaling channel.
+    pub async fn ice_restart(&self) -> TestResult {
+        let options = rtc::peer_connection::configuration::RTCOfferOptions { ice_restart: true };
+        let offer = self.pub_pc.create_offer(Some(options)).await?;
+        let sdp = offer.sdp.clone();
+        self.pub_pc.set_local_description(offer).await?;
+        self.signal.send(ClientSignal::PublishOffer { sdp }).await?;
+        Ok(())
+    }
+
     async fn renegotiate(&self) -> TestResult {
         let offer = self.pub_pc.create_offer(None).await?;
         let sdp = offer.sdp.clone();
