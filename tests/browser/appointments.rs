@@ -112,9 +112,9 @@ async fn a_patient_cancels_reschedules_and_joins_from_the_dashboard() {
         browser.wait_path("/dashboard").await;
         browser.click(&format!("a#join-{b_id}")).await;
         browser.wait_path(&format!("/room/{b_id}")).await;
-        browser.wait_text("#room-body", "Video rooms arrive soon").await;
-        browser.wait_text("#room-body", "Dr. Dolittle").await;
-        browser.screenshot("room-placeholder.png").await;
+        browser.wait_text("#room-title", "Video call with Dr. Dolittle").await;
+        browser.wait_for("the pre-join check", "document.body.dataset.roomState === 'prejoin'").await;
+        browser.screenshot("room-lobby.png").await;
         browser.close().await;
     })
     .await;

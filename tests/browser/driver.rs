@@ -21,6 +21,36 @@ pub const TEST: Duration = Duration::from_secs(180);
 /// Two cores: one Chromium at a time, whatever the harness's thread count.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// This test's turn with the browsers: a test that needs two browsers at
+/// once (a call) takes it and launches them with [`Browser::launch_in_turn`].
+pub type Turn = tokio::sync::MutexGuard<'static, ()>;
+
+pub async fn take_turn() -> Turn {
+    TURN.lock().await
+}
+
+/// Flags for a browser that takes part in a call (docs: E2E.md): a
+/// granted, fake camera and microphone (optionally fed from files),
+/// loopback ICE candidates, unmuted playback without a gesture.
+pub fn media_args(video: Option<&Path>, audio: Option<&Path>) -> Vec<String> {
+    let mut args = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--allow-loopback-in-peer-connection",
+        "--disable-features=WebRtcHideLocalIpsWithMdns",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    if let Some(video) = video {
+        args.push(format!("--use-file-for-fake-video-capture={}", video.display()));
+    }
+    if let Some(audio) = audio {
+        args.push(format!("--use-file-for-fake-audio-capture={}", audio.display()));
+    }
+    args
+}
+
 #[derive(Clone, Debug)]
 pub struct Tools {
     chromium: PathBuf,
@@ -134,13 +164,22 @@ pub struct Browser {
     base: String,
     _driver: Driver,
     _profile: tempfile::TempDir,
-    _turn: tokio::sync::MutexGuard<'static, ()>,
+    _turn: Option<Turn>,
 }
 
 impl Browser {
     /// A fresh headless Chromium (own profile) pointed at `base`.
     pub async fn launch(tools: &Tools, base: &str) -> Self {
-        let turn = TURN.lock().await;
+        let turn = take_turn().await;
+        Self::start(tools, base, &[], Some(turn)).await
+    }
+
+    /// A browser with `extra` flags, launched within a turn the caller holds.
+    pub async fn launch_in_turn(tools: &Tools, base: &str, extra: &[String], _turn: &Turn) -> Self {
+        Self::start(tools, base, extra, None).await
+    }
+
+    async fn start(tools: &Tools, base: &str, extra: &[String], turn: Option<Turn>) -> Self {
         let profile = tempfile::tempdir().expect("profile dir");
         let (driver, port) = Driver::start(tools);
         let args = [
@@ -159,6 +198,7 @@ impl Browser {
         .map(str::to_owned)
         .into_iter()
         .chain([format!("--user-data-dir={}", profile.path().display())])
+        .chain(extra.iter().cloned())
         .collect::<Vec<_>>();
         let capabilities = json!({
             "browserName": "chrome",
@@ -209,6 +249,12 @@ impl Browser {
     /// Runs `script` (a function body; `arguments` holds `args`) in the page.
     pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
         self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Runs an asynchronous `script`: its last argument is the callback that
+    /// returns the value (within the session's 10 s script timeout).
+    pub async fn js_async(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute_async(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
     /// Polls the expression `condition` until it is truthy; returns its value.

@@ -16,4 +16,5 @@ mod forms;
 #[path = "../api/helpers.rs"]
 mod helpers;
 mod patient;
+mod room;
 mod steps;

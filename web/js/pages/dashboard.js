@@ -5,8 +5,8 @@
  * cancel and reschedule dialogs.
  *
  * Data comes from one function, `refresh`, registered with refresh.js: a
- * timer, tab focus, the page's own actions and (later) hub.js pushes all
- * go through it.
+ * timer, tab focus, the page's own actions and hub.js pushes (a booking,
+ * a change, someone entering a room; and every reconnect) all go through it.
  */
 
 import { api, ApiError } from '../api.js';
@@ -14,6 +14,7 @@ import { appointmentCard } from '../appointment-card.js';
 import { byId, h, replace } from '../dom.js';
 import { failure, say, takeFlash } from '../feedback.js';
 import { clearErrors, showError, submitting, value } from '../form.js';
+import { startLiveUpdates } from '../hub.js';
 import { keepFresh, refreshNow } from '../refresh.js';
 import { requireUser } from '../session.js';
 import { slotPicker } from '../slot-picker.js';
@@ -213,5 +214,9 @@ if (user) {
     replace(upcomingBody, failure(error, 'Could not load your appointments.'), retry);
   }
   keepFresh(refresh, { everyMs: 30_000 });
+  // Pushes over /ws re-run `refresh` (and so does every reconnect).
+  const live = startLiveUpdates();
+  document.body.dataset.hub = live.state;
+  live.onState((state) => { document.body.dataset.hub = state; });
   setInterval(tick, 1000);
 }
