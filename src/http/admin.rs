@@ -10,12 +10,13 @@ use warp::{Filter, Rejection};
 use super::accounts::account_error;
 use super::filters::{json_body, with_state, with_user};
 use super::json_reply;
+use super::query::QueryParams;
 use super::views::{UserEnvelope, UserView};
 use crate::accounts::{AccountInput, create_account};
 use crate::auth::CurrentUser;
 use crate::db::audit::AuditRecord;
 use crate::db::outbox::MailRecord;
-use crate::domain::{AppointmentId, FieldErrors, MailStatus, Role};
+use crate::domain::{AppointmentId, MailStatus, Role};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -115,31 +116,12 @@ pub async fn read_audit(
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
     caller.require(&[Role::Admin])?;
-    let mut errors = FieldErrors::new();
-    let appointment = errors
-        .check(
-            "appointment_id",
-            query
-                .get("appointment_id")
-                .map(|v| v.parse::<AppointmentId>().map_err(|_| "must be an appointment id"))
-                .transpose(),
-        )
-        .flatten();
-    let after = errors
-        .check("after", query.get("after").map(|v| v.parse::<i64>().map_err(|_| "must be a whole number")).transpose())
-        .flatten()
-        .unwrap_or(0);
-    let limit = errors
-        .check(
-            "limit",
-            query
-                .get("limit")
-                .map(|v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or("must be 1–1000"))
-                .transpose(),
-        )
-        .flatten()
-        .unwrap_or(200);
-    errors.into_result().map_err(ApiError::from)?;
+    let mut q = QueryParams::new(&query, &["appointment_id", "after", "limit"]);
+    let appointment =
+        q.parsed("appointment_id", |v| v.parse::<AppointmentId>().map_err(|_| "must be an appointment id"));
+    let after = q.number("after", 0..=i64::MAX, 0);
+    let limit = q.number("limit", 1..=1000u32, 200);
+    q.finish()?;
     let rows = state.db.audit_trail(appointment, limit, after).await.map_err(ApiError::from)?;
     Ok(json_reply(&rows, http::StatusCode::OK))
 }
@@ -159,32 +141,11 @@ pub async fn list_mail(
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
     caller.require(&[Role::Admin])?;
-    let mut errors = FieldErrors::new();
-    for key in query.keys() {
-        if !matches!(key.as_str(), "status" | "limit") {
-            errors.add(key.clone(), "is not an accepted parameter");
-        }
-    }
-    let status = errors
-        .check(
-            "status",
-            query
-                .get("status")
-                .map(|v| v.parse::<MailStatus>().map_err(|_| "must be pending, sending, sent, dead or skipped"))
-                .transpose(),
-        )
-        .flatten();
-    let limit = errors
-        .check(
-            "limit",
-            query
-                .get("limit")
-                .map(|v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)).ok_or("must be 1–1000"))
-                .transpose(),
-        )
-        .flatten()
-        .unwrap_or(200);
-    errors.into_result().map_err(ApiError::from)?;
+    let mut q = QueryParams::new(&query, &["status", "limit"]);
+    let status =
+        q.parsed("status", |v| v.parse::<MailStatus>().map_err(|_| "must be pending, sending, sent, dead or skipped"));
+    let limit = q.number("limit", 1..=1000u32, 200);
+    q.finish()?;
     let rows = state.db.mail_records(status, limit).await.map_err(ApiError::from)?;
     Ok(json_reply(&rows, http::StatusCode::OK))
 }

@@ -10,6 +10,7 @@ use warp::{Filter, Rejection};
 
 use super::filters::{RequestMeta, json_body, request_meta, with_state, with_user};
 use super::json_reply;
+use super::query::QueryParams;
 use super::time_query::{Bound, parse_bound, parse_instant};
 use super::views::{AppointmentEnvelope, AppointmentView};
 use crate::auth::CurrentUser;
@@ -177,34 +178,13 @@ pub async fn list_appointments(
     meta: RequestMeta,
     query: HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    let mut errors = FieldErrors::new();
-    for key in query.keys() {
-        if !matches!(key.as_str(), "from" | "to" | "status" | "limit" | "offset") {
-            errors.add(key.clone(), "is not an accepted parameter");
-        }
-    }
-    let from = errors.check("from", query.get("from").map(|v| parse_bound(v, Bound::From)).transpose()).flatten();
-    let to = errors.check("to", query.get("to").map(|v| parse_bound(v, Bound::To)).transpose()).flatten();
-    let status = errors
-        .check(
-            "status",
-            query
-                .get("status")
-                .map(|s| AppointmentStatus::parse(s).ok_or("must be scheduled, cancelled or completed"))
-                .transpose(),
-        )
-        .flatten();
-    let number = |key: &str, default: u32, max: u32| -> Result<u32, String> {
-        match query.get(key) {
-            None => Ok(default),
-            Some(v) => {
-                v.parse::<u32>().ok().filter(|n| *n <= max).ok_or_else(|| format!("must be a whole number up to {max}"))
-            }
-        }
-    };
-    let limit = errors.check("limit", number("limit", 50, 100)).unwrap_or(50).max(1);
-    let offset = errors.check("offset", number("offset", 0, 1_000_000)).unwrap_or(0);
-    errors.into_result().map_err(ApiError::from)?;
+    let mut q = QueryParams::new(&query, &["from", "to", "status", "limit", "offset"]);
+    let from = q.parsed("from", |v| parse_bound(v, Bound::From));
+    let to = q.parsed("to", |v| parse_bound(v, Bound::To));
+    let status = q.parsed("status", |v| AppointmentStatus::parse(v).ok_or("must be scheduled, cancelled or completed"));
+    let limit = q.number("limit", 1..=100u32, 50);
+    let offset = q.number("offset", 0..=1_000_000u32, 0);
+    q.finish()?;
     let now = state.clock.now();
     let list = state
         .db

@@ -10,6 +10,7 @@ use warp::{Filter, Rejection};
 
 use super::filters::{json_body, with_state, with_user};
 use super::json_reply;
+use super::query::QueryParams;
 use super::time_query::{Bound, parse_bound};
 use crate::auth::CurrentUser;
 use crate::domain::availability::{Availability, AvailabilityInput};
@@ -135,17 +136,17 @@ pub async fn list_slots(
 ) -> Result<Response, Rejection> {
     let doctor = doctor_id(&state, &caller, &raw_id).await?;
     let now = state.clock.now();
-    let mut errors = FieldErrors::new();
-    let from = query.get("from").map(|v| parse_bound(v, Bound::From)).transpose();
-    let from = errors.check("from", from).flatten().unwrap_or(now);
-    let to = query.get("to").map(|v| parse_bound(v, Bound::To)).transpose();
-    let to = errors.check("to", to).flatten().unwrap_or(from + chrono::Duration::days(14));
+    let mut q = QueryParams::new(&query, &["from", "to"]);
+    let from = q.parsed("from", |v| parse_bound(v, Bound::From)).unwrap_or(now);
+    let to = q.parsed("to", |v| parse_bound(v, Bound::To)).unwrap_or(from + chrono::Duration::days(14));
+    q.finish()?;
     if to <= from {
-        errors.add("to", "must be after from");
-    } else if to - from > chrono::Duration::days(MAX_SLOT_RANGE_DAYS) {
-        errors.add("to", format!("must be at most {MAX_SLOT_RANGE_DAYS} days after from"));
+        return Err(ApiError::Validation(FieldErrors::single("to", "must be after from")).into());
     }
-    errors.into_result().map_err(ApiError::from)?;
+    if to - from > chrono::Duration::days(MAX_SLOT_RANGE_DAYS) {
+        let message = format!("must be at most {MAX_SLOT_RANGE_DAYS} days after from");
+        return Err(ApiError::Validation(FieldErrors::single("to", message)).into());
+    }
     let slots = crate::scheduling::free_slots(&state.db, doctor, from, to, now)
         .await
         .map_err(super::appointments::scheduling_error)?;

@@ -8,6 +8,7 @@ mod doctors;
 pub mod filters;
 mod health;
 mod openapi;
+mod query;
 mod time_query;
 mod views;
 mod web;
