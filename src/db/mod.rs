@@ -7,6 +7,7 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod audit_chain;
 pub mod outbox;
 pub mod sessions;
 pub mod users;

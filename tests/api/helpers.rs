@@ -130,6 +130,9 @@ pub struct TestApp {
     pub backend: Backend,
     #[allow(dead_code)]
     pub dir: PathBuf,
+    /// The test's own database, for the CLI and direct SQL.
+    #[allow(dead_code)]
+    pub database_url: String,
     cert_pem: Vec<u8>,
     _tempdir: tempfile::TempDir,
     _mysql: Option<MySqlDatabase>,
@@ -181,7 +184,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     let port = listener.local_addr().expect("bound address").port();
     let public_url = if options.real_origin { format!("https://localhost:{port}") } else { ORIGIN.to_owned() };
     let settings = Settings {
-        database_url,
+        database_url: database_url.clone(),
         bind: "127.0.0.1:0".parse().expect("addr"),
         public_url,
         tls: Toggle::On,
@@ -217,6 +220,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         state,
         backend,
         dir,
+        database_url,
         cert_pem,
         _tempdir: tempdir,
         _mysql: mysql,

@@ -5,6 +5,7 @@
 
 mod accounts;
 mod appointments;
+mod audit;
 mod cli;
 mod concurrency;
 mod errors;
