@@ -8,6 +8,7 @@ mod doctors;
 pub mod filters;
 mod health;
 mod openapi;
+mod sessions;
 mod time_query;
 mod views;
 mod web;
@@ -34,6 +35,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(appointments::routes(state.clone()))
         .unify()
         .or(dashboard::routes(state.clone()))
+        .unify()
+        .or(sessions::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify();

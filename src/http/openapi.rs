@@ -6,7 +6,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply};
+use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,8 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         accounts::logout,
         accounts::me,
         accounts::change_password,
+        sessions::list_sessions,
+        sessions::end_session,
         admin::create_user,
         admin::list_users,
         admin::read_audit,

@@ -12,6 +12,7 @@ mod errors;
 mod helpers;
 mod hub;
 mod mail;
+mod my_sessions;
 mod scheduling;
 mod sessions;
 mod smtp;
