@@ -9,6 +9,7 @@ pub mod appointments;
 pub mod audit;
 pub mod audit_chain;
 pub mod outbox;
+pub mod password_resets;
 pub mod sessions;
 pub mod users;
 

@@ -8,6 +8,7 @@ mod doctors;
 pub mod filters;
 mod health;
 mod openapi;
+mod password_reset;
 mod sessions;
 mod time_query;
 mod views;
@@ -37,6 +38,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(dashboard::routes(state.clone()))
         .unify()
         .or(sessions::routes(state.clone()))
+        .unify()
+        .or(password_reset::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify();

@@ -6,7 +6,7 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply, sessions};
+use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply, password_reset, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,8 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         accounts::change_password,
         sessions::list_sessions,
         sessions::end_session,
+        password_reset::request_password_reset,
+        password_reset::confirm_password_reset,
         admin::create_user,
         admin::list_users,
         admin::read_audit,

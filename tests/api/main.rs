@@ -13,6 +13,7 @@ mod helpers;
 mod hub;
 mod mail;
 mod my_sessions;
+mod password_reset;
 mod scheduling;
 mod sessions;
 mod smtp;
