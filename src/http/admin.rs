@@ -66,7 +66,7 @@ pub struct AdminUserInput {
         (status = 409, description = "The email is taken", body = crate::error::Problem),
         (status = 422, description = "Invalid fields", body = crate::error::Problem)))]
 pub async fn create_user(state: AppState, caller: CurrentUser, input: AdminUserInput) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let role = input.role.parse::<Role>();
     let account_input =
         AccountInput { email: input.email, password: input.password, name: input.name, timezone: input.timezone };
@@ -95,7 +95,7 @@ pub async fn create_user(state: AppState, caller: CurrentUser, input: AdminUserI
         (status = 200, description = "All accounts", body = [UserView]),
         (status = 403, description = "Not an admin", body = crate::error::Problem)))]
 pub async fn list_users(state: AppState, caller: CurrentUser) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let users = state.db.all_users().await.map_err(ApiError::from)?;
     let views: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(json_reply(&views, http::StatusCode::OK))
@@ -114,7 +114,7 @@ pub async fn read_audit(
     caller: CurrentUser,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let mut errors = FieldErrors::new();
     let appointment = errors
         .check(
@@ -158,7 +158,7 @@ pub async fn list_mail(
     caller: CurrentUser,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let mut errors = FieldErrors::new();
     for key in query.keys() {
         if !matches!(key.as_str(), "status" | "limit") {

@@ -9,6 +9,7 @@ pub mod filters;
 mod health;
 mod openapi;
 mod password_reset;
+mod second_factor;
 mod sessions;
 mod time_query;
 mod views;
@@ -40,6 +41,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(sessions::routes(state.clone()))
         .unify()
         .or(password_reset::routes(state.clone()))
+        .unify()
+        .or(second_factor::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify();

@@ -6,7 +6,9 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply, password_reset, sessions};
+use super::{
+    accounts, admin, appointments, dashboard, doctors, health, json_reply, password_reset, second_factor, sessions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,9 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         sessions::end_session,
         password_reset::request_password_reset,
         password_reset::confirm_password_reset,
+        second_factor::setup_two_factor,
+        second_factor::enable_two_factor,
+        second_factor::login_second_factor,
         admin::create_user,
         admin::list_users,
         admin::read_audit,

@@ -134,6 +134,8 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub database_url: String,
     cert_pem: Vec<u8>,
+    /// TOTP secrets of users enrolled through [`TestApp::enrol_2fa`], by email.
+    totp_secrets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     _tempdir: tempfile::TempDir,
     _mysql: Option<MySqlDatabase>,
 }
@@ -149,6 +151,8 @@ pub struct Options {
     /// `None`: mail goes to `.eml` files under `dir/data/mail`.
     pub smtp_url: Option<String>,
     pub mail_reminders: String,
+    /// `CONSULTA_ADMIN_2FA`; [`TestApp::admin`] enrols the admin when on.
+    pub admin_2fa: bool,
 }
 
 impl Default for Options {
@@ -160,6 +164,7 @@ impl Default for Options {
             smtp_url: None,
             mail_reminders: "24h,1h".to_owned(),
             real_origin: false,
+            admin_2fa: true,
         }
     }
 }
@@ -205,6 +210,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         login_ip_per_minute: options.login_ip_per_minute,
         login_account_per_minute: options.login_account_per_minute,
         trust_proxy: Toggle::Off,
+        admin_2fa: if options.admin_2fa { Toggle::On } else { Toggle::Off },
     };
     let config = settings.validate().expect("valid test settings");
     let app = Application::build_on(config, Clock::system(), listener).await.expect("build app");
@@ -222,6 +228,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         dir,
         database_url,
         cert_pem,
+        totp_secrets: Default::default(),
         _tempdir: tempdir,
         _mysql: mysql,
     }
@@ -292,7 +299,10 @@ impl TestApp {
     pub async fn session(&self, email: &str) -> Session {
         let r = self.login(email, STRONG_PASSWORD).await;
         assert_eq!(r.status(), 200, "login {email}");
-        let body: Value = r.json().await.expect("login body");
+        let mut body: Value = r.json().await.expect("login body");
+        if body["second_factor_required"] == true {
+            body = self.second_step(email, body["challenge"].as_str().expect("challenge")).await;
+        }
         Session { token: body["token"].as_str().expect("token").to_owned(), user: body["user"].clone() }
     }
 
@@ -311,8 +321,54 @@ impl TestApp {
         self.session(email).await
     }
 
+    /// An admin, enrolled in two-factor sign-in when the app requires it.
     pub async fn admin(&self) -> Session {
-        self.create_user("admin", "admin@clinic.example", "Ada Admin").await
+        let admin = self.create_user("admin", "admin@clinic.example", "Ada Admin").await;
+        if self.state.config.admin_2fa {
+            self.enrol_2fa(&admin).await;
+        }
+        admin
+    }
+
+    /// Turns on TOTP for the session's user; returns the secret and the recovery codes.
+    pub async fn enrol_2fa(&self, session: &Session) -> (String, Vec<String>) {
+        let r = self.post_json_as(&session.token, "/api/me/2fa/setup", &json!({})).await;
+        assert_eq!(r.status(), 200, "2fa setup");
+        let setup: Value = r.json().await.expect("setup body");
+        let secret = setup["secret"].as_str().expect("secret").to_owned();
+        let code = self.totp_code(&secret, 0);
+        let r = self.post_json_as(&session.token, "/api/me/2fa/enable", &json!({"code": code})).await;
+        assert_eq!(r.status(), 200, "2fa enable");
+        let body: Value = r.json().await.expect("enable body");
+        let codes = body["recovery_codes"]
+            .as_array()
+            .expect("codes")
+            .iter()
+            .map(|c| c.as_str().expect("code").to_owned())
+            .collect();
+        let mut secrets = self.totp_secrets.lock().expect("lock");
+        secrets.insert(session.user["email"].as_str().expect("email").to_owned(), secret.clone());
+        (secret, codes)
+    }
+
+    /// The TOTP code at the app clock's time, `steps` windows later.
+    pub fn totp_code(&self, secret: &str, steps: i64) -> String {
+        let at = self.state.clock.now().timestamp() + steps * 30;
+        consulta::auth::second_factor::code_at(secret, u64::try_from(at).expect("time")).expect("code")
+    }
+
+    /// Completes a sign-in's second step with a fresh code (the next
+    /// window's if this one's was already used).
+    async fn second_step(&self, email: &str, challenge: &str) -> Value {
+        let secret = self.totp_secrets.lock().expect("lock").get(email).cloned().expect("enrolled by enrol_2fa");
+        for steps in [0, 1] {
+            let code = self.totp_code(&secret, steps);
+            let r = self.post_json("/api/auth/login/2fa", &json!({"challenge": challenge, "code": code})).await;
+            if r.status() == 200 {
+                return r.json().await.expect("login body");
+            }
+        }
+        panic!("second factor refused for {email}");
     }
 }
 

@@ -18,4 +18,5 @@ mod scheduling;
 mod sessions;
 mod smtp;
 mod transport;
+mod two_factor;
 mod web;
