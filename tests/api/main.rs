@@ -9,6 +9,7 @@ mod audit;
 mod cli;
 mod concurrency;
 mod errors;
+mod graceful;
 mod helpers;
 mod hub;
 mod mail;
