@@ -153,6 +153,9 @@ pub struct Options {
     pub mail_reminders: String,
     /// `CONSULTA_ADMIN_2FA`; [`TestApp::admin`] enrols the admin when on.
     pub admin_2fa: bool,
+    /// MySQL only: reach the database through this address (a test proxy)
+    /// instead of the server's own.
+    pub mysql_via: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -165,6 +168,7 @@ impl Default for Options {
             mail_reminders: "24h,1h".to_owned(),
             real_origin: false,
             admin_2fa: true,
+            mysql_via: None,
         }
     }
 }
@@ -181,7 +185,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         Backend::Sqlite => (format!("sqlite://{}/consulta.db", dir.display()), None),
         Backend::MySql => {
             let db = MySqlDatabase::create().await;
-            (format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name), Some(db))
+            let mut base = url::Url::parse(&mysql_base_url()).expect("MySQL URL");
+            if let Some(via) = options.mysql_via {
+                base.set_ip_host(via.ip()).expect("host");
+                base.set_port(Some(via.port())).expect("port");
+            }
+            (format!("{}/{}", base.as_str().trim_end_matches('/'), db.name), Some(db))
         }
     };
     // Bound first so the public URL can name the port when asked to.

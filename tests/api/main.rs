@@ -8,6 +8,7 @@ mod appointments;
 mod audit;
 mod cli;
 mod concurrency;
+mod database_outage;
 mod errors;
 mod graceful;
 mod helpers;
