@@ -64,7 +64,33 @@ impl Drop for Server {
 // The child is waited for in `Server`'s `Drop`.
 #[allow(clippy::zombie_processes)]
 async fn start(dir: &Path, port: u16) -> Server {
-    let child = consulta(dir, port).arg("serve").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    start_with(dir, port, None).await
+}
+
+/// `open_files`: the process's file-descriptor limit (`ulimit -n`).
+#[allow(clippy::zombie_processes)]
+async fn start_with(dir: &Path, port: u16, open_files: Option<u32>) -> Server {
+    let mut command = match open_files {
+        None => consulta(dir, port),
+        Some(limit) => {
+            let mut c = consulta(dir, port);
+            let program = c.get_program().to_owned();
+            let mut sh = Command::new("sh");
+            sh.arg("-c").arg(format!("ulimit -n {limit} && exec \"$0\" serve")).arg(program);
+            for (k, v) in c.get_envs() {
+                match v {
+                    Some(v) => sh.env(k, v),
+                    None => sh.env_remove(k),
+                };
+            }
+            c = sh;
+            c
+        }
+    };
+    if open_files.is_none() {
+        command.arg("serve");
+    }
+    let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let cert_path = dir.join("certs/cert.pem");
     loop {
@@ -253,4 +279,34 @@ async fn stalled_clients_are_cut_off() {
     assert!(headers <= Duration::from_secs(15), "{headers:?}");
     // The server still serves everyone else.
     assert_eq!(app.client.get(app.url("/api/health")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_out_of_file_descriptors_is_refused_not_a_crash() {
+    consulta::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_with(dir.path(), free_port(), Some(96)).await;
+    // Far more connections than the process may hold.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        if let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(server.addr)).await
+        {
+            held.push(c);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(server.child.try_wait().unwrap(), None, "the server died");
+    drop(held);
+    // Once they are gone (the handshake timeout reaps the rest), it serves again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ok = server.client.get(format!("{}/api/health", server.base)).send().await.is_ok_and(|r| r.status() == 200);
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(server.child.try_wait().unwrap(), None);
 }
