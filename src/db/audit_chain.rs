@@ -119,7 +119,9 @@ impl Db {
                 let stored_prev: Option<String> = row.try_get("prev_hash")?;
                 let stored_hash: Option<String> = row.try_get("hash")?;
                 if fields.seq != expected_seq {
-                    report.broken = broken(expected_seq, format!("row {expected_seq} is missing"));
+                    let found = fields.seq;
+                    report.broken =
+                        broken(expected_seq, format!("row {expected_seq} is missing (the next row is {found})"));
                     return Ok(report);
                 }
                 if stored_prev.as_deref() != Some(prev_hash.as_str()) {
