@@ -310,3 +310,42 @@ async fn running_out_of_file_descriptors_is_refused_not_a_crash() {
     }
     assert_eq!(server.child.try_wait().unwrap(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_request_in_flight_finish() {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    consulta::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path(), free_port()).await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls::pki_types::CertificateDer::from_pem_slice(&server.cert).unwrap()).unwrap();
+    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = connector.connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let body =
+        json!({"email": "late@example.org", "password": STRONG_PASSWORD, "name": "Late Comer", "timezone": "UTC"})
+            .to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let head = format!(
+        "POST /api/auth/register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(first.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Half a body is in: the request is in flight when the signal comes.
+    server.signal("-TERM");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tls.write_all(rest.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(9), tls.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert_eq!(server.exit_code(Duration::from_secs(10)).await, Some(0));
+}
