@@ -1,4 +1,5 @@
-//! The `consulta` command line: `serve` (default), `migrate`, `user create`, `demo`.
+//! The `consulta` command line: `serve` (default), `migrate`, `user create`, `demo`,
+//! `audit verify`.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -38,6 +39,16 @@ pub enum Command {
     User(UserCommand),
     /// Seed a demo doctor with availability and a demo patient, and print their logins.
     Demo,
+    /// Check the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit trail's hash chain; exits non-zero naming the
+    /// first broken link.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +142,28 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => crate::demo::seed(&config).await,
+        Command::Audit(AuditCommand::Verify) => {
+            let db = open_database(&config).await?;
+            let report = db.verify_audit_chain().await.context("cannot read the audit trail")?;
+            db.close().await;
+            match report.broken {
+                None => {
+                    println!(
+                        "audit chain intact: {} rows verified ({} written before the chain began)",
+                        report.verified, report.before_chain
+                    );
+                    Ok(())
+                }
+                Some(link) => {
+                    println!("audit chain BROKEN at seq {}: {}", link.seq, link.reason);
+                    anyhow::bail!(
+                        "the audit chain is broken at seq {} ({} rows verified before it)",
+                        link.seq,
+                        report.verified
+                    )
+                }
+            }
+        }
     }
 }
 

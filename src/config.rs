@@ -34,6 +34,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "CONSULTA_TRUST_PROXY",
     "CONSULTA_RTC_LOOPBACK",
     "CONSULTA_RTC_MAX_BITRATE_KBPS",
+    "CONSULTA_ADMIN_2FA",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -230,6 +231,18 @@ pub struct Settings {
         default_value = "off"
     )]
     pub trust_proxy: Toggle,
+
+    /// Admins must sign in with a second factor (TOTP) before admin
+    /// endpoints answer them. `off` only where another layer enforces it.
+    #[arg(
+        long,
+        global = true,
+        env = "CONSULTA_ADMIN_2FA",
+        value_name = "CONSULTA_ADMIN_2FA",
+        value_enum,
+        default_value = "on"
+    )]
+    pub admin_2fa: Toggle,
 }
 
 /// A setting that cannot be used, named by its variable.
@@ -331,6 +344,7 @@ pub struct Config {
     pub login_ip_per_minute: u32,
     pub login_account_per_minute: u32,
     pub trust_proxy: bool,
+    pub admin_2fa: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -420,6 +434,7 @@ impl Settings {
             login_ip_per_minute: self.login_ip_per_minute,
             login_account_per_minute: self.login_account_per_minute,
             trust_proxy: self.trust_proxy == Toggle::On,
+            admin_2fa: self.admin_2fa == Toggle::On,
         })
     }
 }

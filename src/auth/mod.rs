@@ -4,6 +4,7 @@
 mod current_user;
 mod password_hasher;
 mod rate_limit;
+pub mod second_factor;
 mod tokens;
 
 pub use current_user::{CurrentUser, SESSION_COOKIE, authenticate, clear_session_cookie, session_cookie};

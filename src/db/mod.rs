@@ -7,7 +7,10 @@
 
 pub mod appointments;
 pub mod audit;
+pub mod audit_chain;
 pub mod outbox;
+pub mod password_resets;
+pub mod second_factor;
 pub mod sessions;
 pub mod users;
 

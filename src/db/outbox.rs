@@ -20,7 +20,8 @@ use crate::domain::{AppointmentId, MailId, MailKind, MailStatus, User, UserId};
 pub struct NewMail<'a> {
     pub id: MailId,
     pub kind: MailKind,
-    pub appointment_id: AppointmentId,
+    /// `None` for mails about the account (password reset).
+    pub appointment_id: Option<AppointmentId>,
     pub recipient_id: UserId,
     pub recipient_email: &'a str,
     /// JSON snapshot of what the mail says.
@@ -33,7 +34,7 @@ pub struct NewMail<'a> {
 pub struct ClaimedMail {
     pub id: MailId,
     pub kind: MailKind,
-    pub appointment_id: AppointmentId,
+    pub appointment_id: Option<AppointmentId>,
     pub recipient_id: UserId,
     pub recipient_email: String,
     pub payload: String,
@@ -49,8 +50,8 @@ pub struct MailRecord {
     #[schema(value_type = String, format = Uuid)]
     pub id: String,
     pub kind: MailKind,
-    #[schema(value_type = String, format = Uuid)]
-    pub appointment_id: String,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub appointment_id: Option<String>,
     #[schema(value_type = String, format = Uuid)]
     pub recipient_id: String,
     pub recipient_email: String,
@@ -81,7 +82,7 @@ pub async fn insert(conn: &mut AnyConnection, mail: &NewMail<'_>, now: DateTime<
     )
     .bind(mail.id.to_string())
     .bind(mail.kind.as_str())
-    .bind(mail.appointment_id.to_string())
+    .bind(mail.appointment_id.map(|a| a.to_string()))
     .bind(mail.recipient_id.to_string())
     .bind(mail.recipient_email)
     .bind(mail.payload)
@@ -121,7 +122,10 @@ fn claimed_from_row(row: &AnyRow) -> Result<ClaimedMail, DbError> {
     Ok(ClaimedMail {
         id: parse("id", &row.try_get::<String, _>("id")?)?,
         kind: parse("kind", &row.try_get::<String, _>("kind")?)?,
-        appointment_id: parse("appointment_id", &row.try_get::<String, _>("appointment_id")?)?,
+        appointment_id: row
+            .try_get::<Option<String>, _>("appointment_id")?
+            .map(|a| parse("appointment_id", &a))
+            .transpose()?,
         recipient_id: parse("recipient_id", &row.try_get::<String, _>("recipient_id")?)?,
         recipient_email: row.try_get("recipient_email")?,
         payload: row.try_get("payload")?,

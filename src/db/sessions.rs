@@ -135,3 +135,78 @@ impl Db {
         Ok(done.rows_affected())
     }
 }
+
+/// A session as its owner sees it in "where am I signed in".
+#[derive(Clone, Debug)]
+pub struct SessionSummary {
+    pub id: SessionId,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Db {
+    /// The sessions of `user_id` still usable at `now`, newest first.
+    pub async fn user_sessions(
+        &self,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        idle: std::time::Duration,
+    ) -> Result<Vec<SessionSummary>, DbError> {
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let rows = sqlx::query(
+            "SELECT id, created_at, last_seen_at, client_ip, user_agent FROM sessions WHERE user_id = ? \
+             AND revoked_at IS NULL AND expires_at > ? AND last_seen_at > ? ORDER BY created_at DESC, id",
+        )
+        .bind(user_id.to_string())
+        .bind(to_millis(now))
+        .bind(to_millis(now).saturating_sub(idle_ms))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id")?;
+                Ok(SessionSummary {
+                    id: id.parse().map_err(|_| DbError::Corrupt(format!("session id {id}")))?,
+                    created_at: from_millis(row.try_get("created_at")?)?,
+                    last_seen_at: from_millis(row.try_get("last_seen_at")?)?,
+                    client_ip: row.try_get("client_ip")?,
+                    user_agent: row.try_get("user_agent")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends one session of `user_id`; false when it is not theirs or
+    /// already ended (so another user's id is indistinguishable from none).
+    pub async fn revoke_own_session(
+        &self,
+        user_id: UserId,
+        id: SessionId,
+        now: DateTime<Utc>,
+    ) -> Result<bool, DbError> {
+        let done =
+            sqlx::query("UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL")
+                .bind(to_millis(now))
+                .bind(id.to_string())
+                .bind(user_id.to_string())
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of `user_id`; returns their ids (to close sockets).
+    pub async fn revoke_all_sessions(&self, user_id: UserId, now: DateTime<Utc>) -> Result<Vec<SessionId>, DbError> {
+        let rows = sqlx::query("SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(user_id.to_string())
+            .fetch_all(self.pool())
+            .await?;
+        sqlx::query("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+            .bind(to_millis(now))
+            .bind(user_id.to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>("id").ok()).filter_map(|id| id.parse().ok()).collect())
+    }
+}

@@ -16,6 +16,9 @@ pub enum MailKind {
     Cancellation,
     /// The appointment starts soon.
     Reminder,
+    /// A password-reset link (no appointment).
+    #[serde(rename = "password_reset")]
+    PasswordReset,
 }
 
 impl MailKind {
@@ -25,6 +28,7 @@ impl MailKind {
             MailKind::Update => "update",
             MailKind::Cancellation => "cancellation",
             MailKind::Reminder => "reminder",
+            MailKind::PasswordReset => "password_reset",
         }
     }
 }
@@ -64,7 +68,7 @@ impl FromStr for MailKind {
     type Err = UnknownMailValue;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [MailKind::Confirmation, MailKind::Update, MailKind::Cancellation, MailKind::Reminder]
+        [MailKind::Confirmation, MailKind::Update, MailKind::Cancellation, MailKind::Reminder, MailKind::PasswordReset]
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| UnknownMailValue(s.to_owned()))

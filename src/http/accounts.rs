@@ -13,6 +13,7 @@ use super::filters::{client_ip, json_body, with_state, with_user};
 use super::json_reply;
 use super::views::{UserEnvelope, UserView};
 use crate::accounts::{AccountInput, CreateAccountError, create_account};
+use crate::auth::second_factor::secret_hash;
 use crate::auth::{CurrentUser, clear_session_cookie, session_cookie};
 use crate::domain::{Email, FieldErrors, Password, Role, SessionId};
 use crate::error::ApiError;
@@ -76,6 +77,24 @@ pub struct LoginInput {
     pub password: String,
 }
 
+/// The answer to a correct password: signed in, or the second step.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    SignedIn(LoginOutput),
+    SecondFactor(SecondFactorRequired),
+}
+
+/// The password was right and the account has two-factor sign-in on: send
+/// `challenge` with a code to `POST /api/auth/login/2fa`. No token yet.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecondFactorRequired {
+    /// Always true.
+    pub second_factor_required: bool,
+    pub challenge: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LoginOutput {
     /// Send as `Authorization: Bearer <token>`; the same value is set as the session cookie.
@@ -85,9 +104,11 @@ pub struct LoginOutput {
 }
 
 /// Signs in; answers the same 401 for an unknown email and a wrong password.
+/// With two-factor sign-in on, a right password answers the second step
+/// (`second_factor_required`, `challenge`) instead of a token.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginInput,
     responses(
-        (status = 200, description = "Signed in; also sets the session cookie", body = LoginOutput),
+        (status = 200, description = "Signed in (also sets the session cookie), or the second step", body = LoginAnswer),
         (status = 401, description = "Wrong email or password", body = crate::error::Problem),
         (status = 429, description = "Too many attempts", body = crate::error::Problem)))]
 pub async fn login(
@@ -117,21 +138,39 @@ pub async fn login(
             return Err(ApiError::BadCredentials.into());
         }
     };
+    if state.db.has_second_factor(user.id).await.map_err(ApiError::from)? {
+        let challenge = hex::encode(rand::random::<[u8; 32]>());
+        let expires_at = state.clock.now() + Duration::minutes(super::second_factor::CHALLENGE_MINUTES);
+        state.db.insert_login_challenge(&secret_hash(&challenge), user.id, expires_at).await.map_err(ApiError::from)?;
+        tracing::info!(user_id = %user.id, "password accepted; second factor required");
+        let body =
+            LoginAnswer::SecondFactor(SecondFactorRequired { second_factor_required: true, challenge, expires_at });
+        return Ok(json_reply(&body, http::StatusCode::OK));
+    }
+    Ok(start_session(&state, &user, ip, user_agent.as_deref()).await?)
+}
+
+/// A new session for `user`, answered as a successful sign-in (token,
+/// cookie, user).
+pub(super) async fn start_session(
+    state: &AppState,
+    user: &crate::domain::User,
+    ip: IpAddr,
+    user_agent: Option<&str>,
+) -> Result<Response, ApiError> {
     let now = state.clock.now();
     let max = Duration::from_std(state.config.session_max).unwrap_or(Duration::hours(12));
     let expires_at = now + max;
     let session = SessionId::new();
-    state
-        .db
-        .insert_session(session, user.id, now, expires_at, Some(&ip.to_string()), user_agent.as_deref())
-        .await
-        .map_err(ApiError::from)?;
-    let token = state
-        .tokens
-        .issue(user.id, session, chrono::Utc::now().timestamp(), chrono::Utc::now().timestamp() + max.num_seconds())
-        .map_err(ApiError::from)?;
+    state.db.insert_session(session, user.id, now, expires_at, Some(&ip.to_string()), user_agent).await?;
+    let token = state.tokens.issue(
+        user.id,
+        session,
+        chrono::Utc::now().timestamp(),
+        chrono::Utc::now().timestamp() + max.num_seconds(),
+    )?;
     tracing::info!(user_id = %user.id, "signed in");
-    let body = LoginOutput { token: token.clone(), expires_at, user: UserView::from(&user) };
+    let body = LoginAnswer::SignedIn(LoginOutput { token: token.clone(), expires_at, user: UserView::from(user) });
     let mut response = json_reply(&body, http::StatusCode::OK);
     let cookie = session_cookie(&token, state.config.session_max.as_secs());
     if let Ok(value) = http::HeaderValue::from_str(&cookie) {

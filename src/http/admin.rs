@@ -67,7 +67,7 @@ pub struct AdminUserInput {
         (status = 409, description = "The email is taken", body = crate::error::Problem),
         (status = 422, description = "Invalid fields", body = crate::error::Problem)))]
 pub async fn create_user(state: AppState, caller: CurrentUser, input: AdminUserInput) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let role = input.role.parse::<Role>();
     let account_input =
         AccountInput { email: input.email, password: input.password, name: input.name, timezone: input.timezone };
@@ -96,7 +96,7 @@ pub async fn create_user(state: AppState, caller: CurrentUser, input: AdminUserI
         (status = 200, description = "All accounts", body = [UserView]),
         (status = 403, description = "Not an admin", body = crate::error::Problem)))]
 pub async fn list_users(state: AppState, caller: CurrentUser) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let users = state.db.all_users().await.map_err(ApiError::from)?;
     let views: Vec<UserView> = users.iter().map(UserView::from).collect();
     Ok(json_reply(&views, http::StatusCode::OK))
@@ -115,7 +115,7 @@ pub async fn read_audit(
     caller: CurrentUser,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let mut q = QueryParams::new(&query, &["appointment_id", "after", "limit"]);
     let appointment =
         q.parsed("appointment_id", |v| v.parse::<AppointmentId>().map_err(|_| "must be an appointment id"));
@@ -140,7 +140,7 @@ pub async fn list_mail(
     caller: CurrentUser,
     query: std::collections::HashMap<String, String>,
 ) -> Result<Response, Rejection> {
-    caller.require(&[Role::Admin])?;
+    super::second_factor::require_admin(&state, &caller).await?;
     let mut q = QueryParams::new(&query, &["status", "limit"]);
     let status =
         q.parsed("status", |v| v.parse::<MailStatus>().map_err(|_| "must be pending, sending, sent, dead or skipped"));

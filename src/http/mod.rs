@@ -8,7 +8,10 @@ mod doctors;
 pub mod filters;
 mod health;
 mod openapi;
+mod password_reset;
 mod query;
+mod second_factor;
+mod sessions;
 mod time_query;
 mod views;
 mod web;
@@ -35,6 +38,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(appointments::routes(state.clone()))
         .unify()
         .or(dashboard::routes(state.clone()))
+        .unify()
+        .or(sessions::routes(state.clone()))
+        .unify()
+        .or(password_reset::routes(state.clone()))
+        .unify()
+        .or(second_factor::routes(state.clone()))
         .unify()
         .or(openapi::routes())
         .unify();

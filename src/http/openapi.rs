@@ -6,7 +6,9 @@ use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use super::{accounts, admin, appointments, dashboard, doctors, health, json_reply};
+use super::{
+    accounts, admin, appointments, dashboard, doctors, health, json_reply, password_reset, second_factor, sessions,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +20,13 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         accounts::logout,
         accounts::me,
         accounts::change_password,
+        sessions::list_sessions,
+        sessions::end_session,
+        password_reset::request_password_reset,
+        password_reset::confirm_password_reset,
+        second_factor::setup_two_factor,
+        second_factor::enable_two_factor,
+        second_factor::login_second_factor,
         admin::create_user,
         admin::list_users,
         admin::read_audit,
@@ -33,7 +42,7 @@ use super::{accounts, admin, appointments, dashboard, doctors, health, json_repl
         appointments::reschedule_appointment,
         dashboard::dashboard,
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &ProblemResponses),
 )]
 pub struct ApiDoc;
 
@@ -50,6 +59,54 @@ impl Modify for SecuritySchemes {
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(crate::auth::SESSION_COOKIE))),
         );
+    }
+}
+
+/// Error answers are `application/problem+json` (not the `application/json`
+/// utoipa writes by default), and the ones any operation can give are
+/// listed on every operation: 503 when the database is down, 401 where a
+/// sign-in is needed, and 400/413/415/422 where a JSON body is read.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(PROBLEM, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            for op in operations.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else { continue };
+                    let is_problem = response.content.get("application/json").is_some_and(
+                        |c| matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem")),
+                    );
+                    if is_problem && let Some(content) = response.content.shift_remove("application/json") {
+                        response.content.insert(PROBLEM.to_owned(), content);
+                    }
+                }
+                let mut common = vec![("503", "The database is unavailable; try again shortly")];
+                if op.security.is_some() {
+                    common.push(("401", "Not signed in"));
+                }
+                if op.request_body.is_some() {
+                    common.push(("400", "The body is not valid JSON"));
+                    common.push(("413", "The body is larger than 64 KiB"));
+                    common.push(("415", "The body is not application/json"));
+                    common.push(("422", "The body's fields are missing or of the wrong type"));
+                }
+                for (status, description) in common {
+                    op.responses.responses.entry(status.to_owned()).or_insert_with(|| problem(description));
+                }
+            }
+        }
     }
 }
 

@@ -47,8 +47,8 @@ pub struct Composed {
 /// Builds messages; one per worker, shared by its tasks.
 #[derive(Debug)]
 pub struct Composer {
-    from: Mailbox,
-    public_url: PublicUrl,
+    pub(super) from: Mailbox,
+    pub(super) public_url: PublicUrl,
     templates: Templates,
 }
 
@@ -79,6 +79,9 @@ impl Composer {
     }
 
     pub fn compose(&self, mail: &ClaimedMail) -> Result<Composed, ComposeError> {
+        if mail.kind == MailKind::PasswordReset {
+            return self.compose_password_reset(mail);
+        }
         let payload: Payload = serde_json::from_str(&mail.payload)?;
         let tz: Tz = payload
             .recipient_timezone
@@ -115,7 +118,7 @@ impl Composer {
         let method = match mail.kind {
             MailKind::Confirmation | MailKind::Update => Some(Method::Request),
             MailKind::Cancellation => Some(Method::Cancel),
-            MailKind::Reminder => None,
+            MailKind::Reminder | MailKind::PasswordReset => None,
         };
         let build = |e: lettre::error::Error| ComposeError::Build(e.to_string());
         let message = match method {
@@ -186,7 +189,7 @@ mod tests {
         ClaimedMail {
             id: MailId::new(),
             kind,
-            appointment_id: payload.appointment_id,
+            appointment_id: Some(payload.appointment_id),
             recipient_id: UserId::new(),
             recipient_email: "pat@example.org".into(),
             payload: serde_json::to_string(&payload).unwrap(),

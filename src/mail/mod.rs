@@ -7,6 +7,7 @@
 //! failures with backoff and marking permanent ones `dead`. Nothing in the
 //! booking path waits on a mail server. See `docs/mail.md`.
 
+mod account;
 mod compose;
 mod invite;
 mod outbox;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+pub use account::{PasswordResetPayload, enqueue_password_reset};
 pub use compose::{ComposeError, Composer, display_name};
 pub use outbox::{MailEvent, Payload, enqueue};
 pub use templates::{TemplateError, Templates};

@@ -80,7 +80,7 @@ async fn write(
     let mail = NewMail {
         id: MailId::new(),
         kind,
-        appointment_id: payload.appointment_id,
+        appointment_id: Some(payload.appointment_id),
         recipient_id: recipient.id,
         recipient_email: &recipient.email,
         payload: &json,

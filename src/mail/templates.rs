@@ -92,6 +92,7 @@ pub fn subject(kind: MailKind, short_when: &str) -> String {
         MailKind::Update => format!("Appointment moved: {short_when}"),
         MailKind::Cancellation => format!("Appointment cancelled: {short_when}"),
         MailKind::Reminder => format!("Reminder: appointment {short_when}"),
+        MailKind::PasswordReset => "Reset your Consulta password".to_owned(),
     }
 }
 

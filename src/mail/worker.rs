@@ -239,7 +239,7 @@ async fn deliver(shared: Arc<Shared>, mail: ClaimedMail) {
         ),
         Outcome::Final(MailStatus::Skipped, why) => tracing::info!(mail_id = %mail.id, %why, "reminder skipped"),
         Outcome::Final(status, error) => tracing::warn!(
-            mail_id = %mail.id, kind = %mail.kind, appointment_id = %mail.appointment_id,
+            mail_id = %mail.id, kind = %mail.kind, appointment_id = ?mail.appointment_id,
             recipient_id = %mail.recipient_id, attempts = mail.attempts, %status, %error,
             "mail is dead and will not be retried (see GET /api/admin/mail?status=dead)"
         ),

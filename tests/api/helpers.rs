@@ -130,7 +130,12 @@ pub struct TestApp {
     pub backend: Backend,
     #[allow(dead_code)]
     pub dir: PathBuf,
+    /// The test's own database, for the CLI and direct SQL.
+    #[allow(dead_code)]
+    pub database_url: String,
     cert_pem: Vec<u8>,
+    /// TOTP secrets of users enrolled through [`TestApp::enrol_2fa`], by email.
+    totp_secrets: std::sync::Mutex<std::collections::HashMap<String, String>>,
     _tempdir: tempfile::TempDir,
     _mysql: Option<MySqlDatabase>,
 }
@@ -146,6 +151,11 @@ pub struct Options {
     /// `None`: mail goes to `.eml` files under `dir/data/mail`.
     pub smtp_url: Option<String>,
     pub mail_reminders: String,
+    /// `CONSULTA_ADMIN_2FA`; [`TestApp::admin`] enrols the admin when on.
+    pub admin_2fa: bool,
+    /// MySQL only: reach the database through this address (a test proxy)
+    /// instead of the server's own.
+    pub mysql_via: Option<SocketAddr>,
 }
 
 impl Default for Options {
@@ -157,6 +167,8 @@ impl Default for Options {
             smtp_url: None,
             mail_reminders: "24h,1h".to_owned(),
             real_origin: false,
+            admin_2fa: true,
+            mysql_via: None,
         }
     }
 }
@@ -173,7 +185,12 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         Backend::Sqlite => (format!("sqlite://{}/consulta.db", dir.display()), None),
         Backend::MySql => {
             let db = MySqlDatabase::create().await;
-            (format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name), Some(db))
+            let mut base = url::Url::parse(&mysql_base_url()).expect("MySQL URL");
+            if let Some(via) = options.mysql_via {
+                base.set_ip_host(via.ip()).expect("host");
+                base.set_port(Some(via.port())).expect("port");
+            }
+            (format!("{}/{}", base.as_str().trim_end_matches('/'), db.name), Some(db))
         }
     };
     // Bound first so the public URL can name the port when asked to.
@@ -181,7 +198,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     let port = listener.local_addr().expect("bound address").port();
     let public_url = if options.real_origin { format!("https://localhost:{port}") } else { ORIGIN.to_owned() };
     let settings = Settings {
-        database_url,
+        database_url: database_url.clone(),
         bind: "127.0.0.1:0".parse().expect("addr"),
         public_url,
         tls: Toggle::On,
@@ -204,6 +221,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         login_ip_per_minute: options.login_ip_per_minute,
         login_account_per_minute: options.login_account_per_minute,
         trust_proxy: Toggle::Off,
+        admin_2fa: if options.admin_2fa { Toggle::On } else { Toggle::Off },
     };
     let config = settings.validate().expect("valid test settings");
     let app = Application::build_on(config, Clock::system(), listener).await.expect("build app");
@@ -219,7 +237,9 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
         state,
         backend,
         dir,
+        database_url,
         cert_pem,
+        totp_secrets: Default::default(),
         _tempdir: tempdir,
         _mysql: mysql,
     }
@@ -290,7 +310,10 @@ impl TestApp {
     pub async fn session(&self, email: &str) -> Session {
         let r = self.login(email, STRONG_PASSWORD).await;
         assert_eq!(r.status(), 200, "login {email}");
-        let body: Value = r.json().await.expect("login body");
+        let mut body: Value = r.json().await.expect("login body");
+        if body["second_factor_required"] == true {
+            body = self.second_step(email, body["challenge"].as_str().expect("challenge")).await;
+        }
         Session { token: body["token"].as_str().expect("token").to_owned(), user: body["user"].clone() }
     }
 
@@ -309,8 +332,54 @@ impl TestApp {
         self.session(email).await
     }
 
+    /// An admin, enrolled in two-factor sign-in when the app requires it.
     pub async fn admin(&self) -> Session {
-        self.create_user("admin", "admin@clinic.example", "Ada Admin").await
+        let admin = self.create_user("admin", "admin@clinic.example", "Ada Admin").await;
+        if self.state.config.admin_2fa {
+            self.enrol_2fa(&admin).await;
+        }
+        admin
+    }
+
+    /// Turns on TOTP for the session's user; returns the secret and the recovery codes.
+    pub async fn enrol_2fa(&self, session: &Session) -> (String, Vec<String>) {
+        let r = self.post_json_as(&session.token, "/api/me/2fa/setup", &json!({})).await;
+        assert_eq!(r.status(), 200, "2fa setup");
+        let setup: Value = r.json().await.expect("setup body");
+        let secret = setup["secret"].as_str().expect("secret").to_owned();
+        let code = self.totp_code(&secret, 0);
+        let r = self.post_json_as(&session.token, "/api/me/2fa/enable", &json!({"code": code})).await;
+        assert_eq!(r.status(), 200, "2fa enable");
+        let body: Value = r.json().await.expect("enable body");
+        let codes = body["recovery_codes"]
+            .as_array()
+            .expect("codes")
+            .iter()
+            .map(|c| c.as_str().expect("code").to_owned())
+            .collect();
+        let mut secrets = self.totp_secrets.lock().expect("lock");
+        secrets.insert(session.user["email"].as_str().expect("email").to_owned(), secret.clone());
+        (secret, codes)
+    }
+
+    /// The TOTP code at the app clock's time, `steps` windows later.
+    pub fn totp_code(&self, secret: &str, steps: i64) -> String {
+        let at = self.state.clock.now().timestamp() + steps * 30;
+        consulta::auth::second_factor::code_at(secret, u64::try_from(at).expect("time")).expect("code")
+    }
+
+    /// Completes a sign-in's second step with a fresh code (the next
+    /// window's if this one's was already used).
+    async fn second_step(&self, email: &str, challenge: &str) -> Value {
+        let secret = self.totp_secrets.lock().expect("lock").get(email).cloned().expect("enrolled by enrol_2fa");
+        for steps in [0, 1] {
+            let code = self.totp_code(&secret, steps);
+            let r = self.post_json("/api/auth/login/2fa", &json!({"challenge": challenge, "code": code})).await;
+            if r.status() == 200 {
+                return r.json().await.expect("login body");
+            }
+        }
+        panic!("second factor refused for {email}");
     }
 }
 

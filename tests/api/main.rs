@@ -5,12 +5,17 @@
 
 mod accounts;
 mod appointments;
+mod audit;
 mod cli;
 mod concurrency;
+mod database_outage;
 mod errors;
+mod graceful;
 mod helpers;
 mod hub;
 mod mail;
+mod my_sessions;
+mod password_reset;
 mod rooms;
 mod scheduling;
 mod sessions;
@@ -18,4 +23,5 @@ mod sessions;
 mod sfu_support;
 mod smtp;
 mod transport;
+mod two_factor;
 mod web;

@@ -6,7 +6,8 @@ use crate::helpers::{Backend, Options, STRONG_PASSWORD, TestApp, spawn_app_with}
 /// The app on SQLite, its public URL naming its real port (the browser's
 /// `Origin` must match it for cookie-authenticated writes).
 pub async fn spawn() -> TestApp {
-    spawn_app_with(Backend::Sqlite, Options { real_origin: true, ..Options::default() }).await
+    // The pages have no second-factor step yet, so admins sign in with a password alone.
+    spawn_app_with(Backend::Sqlite, Options { real_origin: true, admin_2fa: false, ..Options::default() }).await
 }
 
 /// Signs in through the sign-in page and waits for where it leads.
