@@ -20,7 +20,8 @@ use crate::state::AppState;
 struct WebFiles;
 
 /// Pages served at `/{name}` from `web/{name}.html`.
-const PAGES: &[&str] = &["login", "register", "dashboard", "book", "availability", "admin"];
+const PAGES: &[&str] =
+    &["login", "register", "forgot", "reset", "account", "dashboard", "book", "availability", "admin"];
 
 /// Folders served as they are, at `/{folder}/…`.
 const ASSET_FOLDERS: &[&str] = &["js", "css", "img"];

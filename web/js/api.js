@@ -16,6 +16,10 @@
 /** @typedef {import('./types.js').Availability} Availability */
 /** @typedef {import('./types.js').AuditRecord} AuditRecord */
 /** @typedef {import('./types.js').Problem} Problem */
+/** @typedef {import('./types.js').SecondFactorRequired} SecondFactorRequired */
+/** @typedef {import('./types.js').TwoFactorSetup} TwoFactorSetup */
+/** @typedef {import('./types.js').SessionView} SessionView */
+/** @typedef {import('./types.js').MailRecord} MailRecord */
 
 export class ApiError extends Error {
   /**
@@ -112,8 +116,28 @@ const id = encodeURIComponent;
 export const api = {
   /** @returns {Promise<User>} */
   me: () => request('GET', '/api/me'),
-  /** @param {{email: string, password: string}} input @returns {Promise<LoginResult>} */
+  /** @param {{email: string, password: string}} input @returns {Promise<LoginResult | SecondFactorRequired>} */
   login: (input) => request('POST', '/api/auth/login', input),
+  /**
+   * The second step of a sign-in: the challenge with a code or a recovery code.
+   * @param {{challenge: string, code?: string, recovery_code?: string}} input
+   * @returns {Promise<LoginResult>}
+   */
+  loginSecondFactor: (input) => request('POST', '/api/auth/login/2fa', input),
+  /** @param {string} email @returns {Promise<{status: string, detail: string}>} */
+  requestPasswordReset: (email) => request('POST', '/api/auth/password-reset', { email }),
+  /** @param {{token: string, new_password: string}} input @returns {Promise<void>} */
+  confirmPasswordReset: (input) => request('POST', '/api/auth/password-reset/confirm', input),
+  /** @param {{current_password: string, new_password: string}} input @returns {Promise<void>} */
+  changePassword: (input) => request('POST', '/api/me/password', input),
+  /** @returns {Promise<TwoFactorSetup>} */
+  setupTwoFactor: () => request('POST', '/api/me/2fa/setup', {}),
+  /** @param {string} code @returns {Promise<{recovery_codes: string[]}>} */
+  enableTwoFactor: (code) => request('POST', '/api/me/2fa/enable', { code }),
+  /** @returns {Promise<SessionView[]>} */
+  sessions: () => request('GET', '/api/me/sessions'),
+  /** @param {string} sessionId @returns {Promise<void>} */
+  endSession: (sessionId) => request('DELETE', `/api/me/sessions/${id(sessionId)}`),
   /** @returns {Promise<void>} */
   logout: () => request('POST', '/api/auth/logout'),
   /**
@@ -157,4 +181,6 @@ export const api = {
   createUser: (input) => request('POST', '/api/admin/users', input),
   /** @param {{after?: number, limit?: number, appointment_id?: string}} params @returns {Promise<AuditRecord[]>} */
   audit: (params) => request('GET', `/api/admin/audit${query(params)}`),
+  /** @param {string} status e.g. `dead` @returns {Promise<MailRecord[]>} */
+  mail: (status) => request('GET', `/api/admin/mail${query({ status })}`),
 };

@@ -88,6 +88,37 @@
  * @property {string | null} client_ip
  * @property {string | null} request_id
  *
+ * @typedef {object} SecondFactorRequired The password was right; a code is needed next.
+ * @property {true} second_factor_required
+ * @property {string} challenge Sent back with the code to `/api/auth/login/2fa`.
+ * @property {string} expires_at
+ *
+ * @typedef {object} TwoFactorSetup
+ * @property {string} secret Base32, for typing into an authenticator app.
+ * @property {string} otpauth_uri `otpauth://totp/…`
+ *
+ * @typedef {object} SessionView One place the user is signed in.
+ * @property {string} id
+ * @property {string} created_at
+ * @property {string} last_seen_at
+ * @property {string | null} client_ip
+ * @property {string | null} user_agent
+ * @property {boolean} current The session making the request.
+ *
+ * @typedef {object} MailRecord An outbox row, without its content.
+ * @property {string} id
+ * @property {string} kind
+ * @property {string | null} appointment_id
+ * @property {string} recipient_id
+ * @property {string} recipient_email
+ * @property {string} status pending, sending, sent, dead or skipped
+ * @property {number} attempts
+ * @property {string} send_after
+ * @property {string} next_attempt_at
+ * @property {string | null} last_error
+ * @property {string} created_at
+ * @property {string | null} sent_at
+ *
  * @typedef {object} Problem RFC 9457 problem details.
  * @property {string} type
  * @property {string} title
