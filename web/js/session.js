@@ -17,6 +17,7 @@ const NAV = /** @type {const} */ ([
   { href: '/book', label: 'Book', roles: ['patient'] },
   { href: '/availability', label: 'Availability', roles: ['doctor'] },
   { href: '/admin', label: 'Admin', roles: ['admin'] },
+  { href: '/account', label: 'Account', roles: ['patient', 'doctor', 'admin'] },
 ]);
 
 const ROLE_NAMES = { patient: 'patients', doctor: 'doctors', admin: 'administrators' };
