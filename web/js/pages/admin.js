@@ -3,15 +3,29 @@
 
 import { api, ApiError } from '../api.js';
 import { byId, h, replace } from '../dom.js';
-import { failure, loading, say } from '../feedback.js';
+import { failure, flashNext, loading, say } from '../feedback.js';
 import { showError, submitting, value } from '../form.js';
 import { requireUser } from '../session.js';
 import { allZones, inZone } from '../time.js';
 
 /** @typedef {import('../types.js').User} User */
 /** @typedef {import('../types.js').AuditRecord} AuditRecord */
+/** @typedef {import('../types.js').MailRecord} MailRecord */
 
 const AUDIT_PAGE = 100;
+
+/**
+ * The server refuses admin endpoints (403) to admins who have not turned
+ * on two-step sign-in yet: send them to do that rather than show a wall.
+ * @param {unknown} error
+ */
+function sendToEnrol(error) {
+  if (!(error instanceof ApiError) || error.status !== 403) return false;
+  flashNext('Administrators must turn on two-step sign-in before using the administration page. ' +
+    'Set it up below, then go back to Admin.');
+  location.assign('/account');
+  return true;
+}
 
 const user = await requireUser(['admin']);
 if (user) {
@@ -35,8 +49,11 @@ if (user) {
       usersById = new Map(users.map((u) => [u.id, u]));
       replace(usersBody, table('Accounts', ['Name', 'Email', 'Role', 'Time zone'],
         users.map((u) => [u.name, u.email, u.role, u.timezone]), 'users-table'));
+      return true;
     } catch (error) {
+      if (sendToEnrol(error)) return false;
       replace(usersBody, failure(error, 'Could not load the accounts.'));
+      return true;
     }
   }
 
@@ -120,8 +137,28 @@ if (user) {
     await submitting(auditFilter, 'Loading…', () => loadAudit(true));
   });
 
-  await loadUsers();
-  await loadAudit(true);
+  // --- mail that could not be delivered ------------------------------------
+  const mailBody = byId('mail-body', HTMLElement);
+  async function loadDeadMail() {
+    replace(mailBody, loading('Loading undelivered mail…'));
+    try {
+      const rows = await api.mail('dead');
+      if (rows.length === 0) {
+        replace(mailBody, h('p', { class: 'muted', id: 'mail-empty' }, 'No undelivered mail.'));
+        return;
+      }
+      replace(mailBody, table('Undelivered mail, newest first', ['Recipient', 'Kind', 'When', 'Attempts', 'Last error'],
+        rows.map((m) => [m.recipient_email, m.kind.replace(/_/g, ' '), fmt.dateTime(m.created_at), String(m.attempts), m.last_error || '—']),
+        'mail-table'));
+    } catch (error) {
+      replace(mailBody, failure(error, 'Could not load the undelivered mail.'));
+    }
+  }
+
+  if (await loadUsers()) {
+    await loadAudit(true);
+    await loadDeadMail();
+  }
 }
 
 /** @param {string[]} cells */
