@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod account;
 mod admin;
 mod appointments;
 mod availability;

@@ -6,7 +6,8 @@ use crate::helpers::{Backend, Options, STRONG_PASSWORD, TestApp, spawn_app_with}
 /// The app on SQLite, its public URL naming its real port (the browser's
 /// `Origin` must match it for cookie-authenticated writes).
 pub async fn spawn() -> TestApp {
-    // The pages have no second-factor step yet, so admins sign in with a password alone.
+    // Admins sign in with a password alone here; the second step and enrolment
+    // through the pages are tested in `account.rs`, with the requirement on.
     spawn_app_with(Backend::Sqlite, Options { real_origin: true, admin_2fa: false, ..Options::default() }).await
 }
 
