@@ -11,7 +11,18 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 async fn every_page_is_served_as_html_under_the_strict_csp() {
     let app = spawn_app(Backend::Sqlite).await;
     let room = format!("/room/{}", uuid::Uuid::new_v4());
-    for path in ["/login", "/register", "/dashboard", "/book", "/availability", "/admin", room.as_str()] {
+    for path in [
+        "/login",
+        "/register",
+        "/forgot",
+        "/reset",
+        "/account",
+        "/dashboard",
+        "/book",
+        "/availability",
+        "/admin",
+        room.as_str(),
+    ] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(header(&r, "content-type"), "text/html; charset=utf-8", "{path}");
