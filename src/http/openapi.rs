@@ -24,6 +24,7 @@ use super::{
         sessions::end_session,
         password_reset::request_password_reset,
         password_reset::confirm_password_reset,
+        second_factor::two_factor_status,
         second_factor::setup_two_factor,
         second_factor::enable_two_factor,
         second_factor::login_second_factor,

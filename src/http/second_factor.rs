@@ -22,6 +22,11 @@ use crate::state::AppState;
 pub const CHALLENGE_MINUTES: i64 = 5;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let status = warp::path!("api" / "me" / "2fa")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(with_user(state.clone()))
+        .and_then(two_factor_status);
     let setup = warp::path!("api" / "me" / "2fa" / "setup")
         .and(warp::post())
         .and(with_state(state.clone()))
@@ -40,7 +45,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("user-agent"))
         .and(json_body())
         .and_then(login_second_factor);
-    setup.or(enable).unify().or(login).unify().boxed()
+    status.or(setup).unify().or(enable).unify().or(login).unify().boxed()
 }
 
 /// 403 unless the caller is an admin who (when `CONSULTA_ADMIN_2FA` is on)
@@ -54,6 +59,26 @@ pub async fn require_admin(state: &AppState, caller: &CurrentUser) -> Result<(),
         ));
     }
     Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TwoFactorStatus {
+    /// Two-factor sign-in is on for the caller.
+    pub enabled: bool,
+    /// The caller must turn it on before admin endpoints answer (admins, with
+    /// `CONSULTA_ADMIN_2FA` on).
+    pub required: bool,
+}
+
+/// Whether the caller has two-factor sign-in on, and whether they must.
+#[utoipa::path(get, path = "/api/me/2fa", tag = "accounts",
+    security(("bearer" = []), ("cookie" = [])),
+    responses((status = 200, description = "The caller's two-factor status", body = TwoFactorStatus),
+              (status = 401, description = "Not signed in", body = crate::error::Problem)))]
+pub async fn two_factor_status(state: AppState, caller: CurrentUser) -> Result<Response, Rejection> {
+    let enabled = state.db.has_second_factor(caller.user.id).await.map_err(ApiError::from)?;
+    let required = state.config.admin_2fa && caller.user.role == Role::Admin;
+    Ok(json_reply(&TwoFactorStatus { enabled, required }, http::StatusCode::OK))
 }
 
 fn unix_secs(state: &AppState) -> u64 {

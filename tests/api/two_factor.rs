@@ -27,11 +27,18 @@ async fn an_admin_without_2fa_is_refused_until_enrolled(backend: Backend) {
     let admin = app.create_user("admin", "root@clinic.example", "Root").await;
     let body = problem(app.get_as(&admin.token, "/api/admin/users").await, 403).await;
     assert!(body["detail"].as_str().unwrap().contains("two-factor"), "{body}");
+    let status: Value = app.get_as(&admin.token, "/api/me/2fa").await.json().await.unwrap();
+    assert_eq!(status, json!({"enabled": false, "required": true}));
     app.enrol_2fa(&admin).await;
     assert_eq!(app.get_as(&admin.token, "/api/admin/users").await.status(), 200);
+    let status: Value = app.get_as(&admin.token, "/api/me/2fa").await.json().await.unwrap();
+    assert_eq!(status, json!({"enabled": true, "required": true}));
     // Doctors and patients may enrol but need not.
     let patient = app.patient("pat@example.org").await;
     assert_eq!(app.get_as(&patient.token, "/api/me").await.status(), 200);
+    let status: Value = app.get_as(&patient.token, "/api/me/2fa").await.json().await.unwrap();
+    assert_eq!(status, json!({"enabled": false, "required": false}));
+    problem(app.client.get(app.url("/api/me/2fa")).send().await.unwrap(), 401).await;
 }
 on_both_backends!(an_admin_without_2fa_is_refused_until_enrolled);
 
