@@ -75,6 +75,7 @@ async fn an_admin_is_sent_to_enrol_then_signs_in_with_a_code() {
         // The admin page's 403 leads to the account page, saying why.
         browser.wait_path("/account").await;
         browser.wait_text("#account-status", "must turn on two-step sign-in").await;
+        browser.wait_text("#twofa-status", "Two-step sign-in is off").await;
 
         browser.click("#twofa-start").await;
         let secret = browser.wait_for("the TOTP key", "document.querySelector('#twofa-secret').textContent").await;
@@ -169,6 +170,7 @@ async fn the_account_page_lists_sessions_and_ends_another() {
         let current =
             browser.js("return document.querySelector('#session-list li[data-current]').innerText", vec![]).await;
         assert!(current.as_str().unwrap().contains("This session"), "{current}");
+        browser.wait_text("#twofa-status", "Two-step sign-in is off.").await;
         browser.resize(375, 800).await;
         assert_fits(&browser, 375).await;
         browser.screenshot("account-375.png").await;

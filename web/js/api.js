@@ -130,6 +130,8 @@ export const api = {
   confirmPasswordReset: (input) => request('POST', '/api/auth/password-reset/confirm', input),
   /** @param {{current_password: string, new_password: string}} input @returns {Promise<void>} */
   changePassword: (input) => request('POST', '/api/me/password', input),
+  /** @returns {Promise<{enabled: boolean, required: boolean}>} */
+  twoFactorStatus: () => request('GET', '/api/me/2fa'),
   /** @returns {Promise<TwoFactorSetup>} */
   setupTwoFactor: () => request('POST', '/api/me/2fa/setup', {}),
   /** @param {string} code @returns {Promise<{recovery_codes: string[]}>} */

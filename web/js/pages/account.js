@@ -30,11 +30,21 @@ if (user) {
   const recovery = byId('recovery', HTMLElement);
   const recoveryCodes = byId('recovery-codes', HTMLElement);
 
-  /** The API tells whether two-step sign-in is on only by refusing a second setup. */
   function showEnabled() {
     start.hidden = true;
     setup.hidden = true;
     say(twofaStatus, 'Two-step sign-in is on for your account.', 'success');
+  }
+
+  async function loadTwoFactor() {
+    try {
+      const { enabled, required } = await api.twoFactorStatus();
+      if (enabled) showEnabled();
+      else if (required) say(twofaStatus, 'Two-step sign-in is off. Administrators must turn it on before using the administration page.', 'error');
+      else say(twofaStatus, 'Two-step sign-in is off.');
+    } catch (error) {
+      say(twofaStatus, `Could not load the two-step sign-in status: ${error instanceof Error ? error.message : String(error)}`, 'error');
+    }
   }
 
   start.addEventListener('click', async () => {
@@ -154,6 +164,7 @@ if (user) {
     }
   }
 
+  await loadTwoFactor();
   await loadSessions();
 }
 
