@@ -178,6 +178,17 @@ async fn the_account_page_lists_sessions_and_ends_another() {
         browser.wait_text("#sessions-status", "The session has ended").await;
         browser.wait_for("one session", "document.querySelectorAll('#session-list li').length === 1").await;
         assert_eq!(app.get_as(&other.token, "/api/me").await.status(), 401, "the ended session no longer works");
+
+        // Changing the password: a wrong current one is said beside its field.
+        browser.fill("#current_password", "not-my-password-at-all").await;
+        browser.fill("#new_password", NEW_PASSWORD).await;
+        browser.fill("#repeat_password", NEW_PASSWORD).await;
+        browser.click("#password-form button[type=submit]").await;
+        browser.wait_text("#password-form .field-error", "is not your current password").await;
+        browser.fill("#current_password", STRONG_PASSWORD).await;
+        browser.click("#password-form button[type=submit]").await;
+        browser.wait_text("#password-status", "Your password is changed").await;
+        assert_eq!(app.login("pat@example.com", NEW_PASSWORD).await.status(), 200, "the new password works");
         browser.close().await;
     })
     .await;
