@@ -40,7 +40,7 @@ fn write_config(dir: &std::path::Path, port: u16) -> std::io::Result<()> {
   transports_folder = "{LIB}/transports"
   events_folder = "{LIB}/events"
   loggers_folder = "{LIB}/loggers"
-  debug_level = 3
+  debug_level = 4
   session_timeout = 600
 }}
 media: {{
@@ -81,7 +81,10 @@ impl Janus {
         let dir = tempfile::tempdir()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         write_config(dir.path(), port)?;
-        let log = std::fs::File::create(dir.path().join("janus.log"))?;
+        // Janus's own log, kept for inspection next to the JSON summaries.
+        let log_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+        std::fs::create_dir_all(&log_dir)?;
+        let log = std::fs::File::create(log_dir.join("janus.log"))?;
         let child = Command::new("taskset")
             .args(["-c", cpus, "janus", "-F"])
             .arg(dir.path())
@@ -226,6 +229,18 @@ impl Janus {
             )
             .await?;
         let answer = e["jsep"]["sdp"].as_str().ok_or_else(|| format!("no answer from janus: {e}"))?;
+        if std::env::var_os("BENCH_JANUS_DEBUG").is_some() {
+            crate::stats::progress(format!("janus answer:\n{answer}\nour offer:\n{sdp}"));
+        }
+        // Load stays on 127.0.0.1: never let the generator send to another address of this host.
+        let candidates: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=candidate")).collect();
+        if !candidates.iter().any(|c| c.contains(" 127.")) {
+            return Err(format!(
+                "janus offered no 127.0.0.1 candidate (it skips loopback interfaces); its answer had: {}",
+                candidates.join(" | ")
+            )
+            .into());
+        }
         pc.set_remote_description(RTCSessionDescription::answer(answer.to_owned())?).await?;
         let feed = e["plugindata"]["data"]["id"].as_u64().ok_or_else(|| format!("no feed id: {e}"))?;
         Ok(feed)
@@ -237,13 +252,21 @@ impl Janus {
         let pc: Arc<dyn PeerConnection> = rtc_peer::build_pc(Some(sink), Some(meter)).await?;
         held.pcs.push(pc.clone());
         held.tasks.push(trickle);
-        let e = self
-            .message(
-                handle,
-                json!({"request": "join", "room": room, "ptype": "subscriber", "streams": [{"feed": feed}]}),
-                None,
-            )
-            .await?;
+        // A feed can be subscribed to once its publisher's PeerConnection is up: retry meanwhile.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let e = loop {
+            let e = self
+                .message(
+                    handle,
+                    json!({"request": "join", "room": room, "ptype": "subscriber", "streams": [{"feed": feed}]}),
+                    None,
+                )
+                .await?;
+            if e["plugindata"]["data"]["error_code"] != 428 || Instant::now() > deadline {
+                break e;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
         let offer = e["jsep"]["sdp"].as_str().ok_or_else(|| format!("no offer from janus: {e}"))?;
         pc.set_remote_description(RTCSessionDescription::offer(offer.to_owned())?).await?;
         let answer = pc.create_answer(None).await?;
