@@ -74,7 +74,7 @@ loggers: {{ disable = "libjanus_jsonlog.so" }}
 }
 
 impl Janus {
-    pub async fn start(cpus: &str) -> Res<Janus> {
+    pub async fn start(cpus: &str, nice: i32) -> Res<Janus> {
         if Command::new("janus").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
             return Err("the `janus` binary is not installed (apt-get install -y janus)".into());
         }
@@ -85,8 +85,8 @@ impl Janus {
         let log_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
         std::fs::create_dir_all(&log_dir)?;
         let log = std::fs::File::create(log_dir.join("janus.log"))?;
-        let child = Command::new("taskset")
-            .args(["-c", cpus, "janus", "-F"])
+        let child = Command::new("nice")
+            .args(["-n", &nice.to_string(), "taskset", "-c", cpus, "janus", "-F"])
             .arg(dir.path())
             .arg("-C")
             .arg(dir.path().join("janus.jcfg"))

@@ -77,6 +77,10 @@ enum Scenario {
         /// Cores for the server under test (`taskset -c`).
         #[arg(long, default_value = "0")]
         server_cpus: String,
+        /// `nice` value for the server under test (as root, negative keeps other work on its
+        /// core from preempting it).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        server_nice: i32,
         /// Cores for this generator process (`taskset -p -c`), empty for none.
         #[arg(long, default_value = "1")]
         generator_cpus: String,
@@ -109,6 +113,7 @@ fn main() {
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
         let _ = rlimit::Resource::NOFILE.set(hard.min(1 << 20), hard.min(1 << 20));
     }
+    let load_at_start = server::loadavg();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let (name, result) = runtime.block_on(async {
         match cli.scenario {
@@ -118,21 +123,30 @@ fn main() {
             ),
             Scenario::Hub { sockets, dashboards } => ("hub", hub::run(hub::Args { sockets, dashboards }).await),
             Scenario::Login { seconds, cost } => ("login", login::run(seconds, cost).await),
-            Scenario::Sfu { rooms, seconds, no_baseline, no_janus, max_loss, server_cpus, generator_cpus: _, perf } => {
-                (
-                    "sfu",
-                    sfu::run(sfu::Args {
-                        rooms,
-                        seconds,
-                        baseline: !no_baseline,
-                        janus: !no_janus,
-                        max_loss,
-                        sfu_cpus: server_cpus,
-                        perf,
-                    })
-                    .await,
-                )
-            }
+            Scenario::Sfu {
+                rooms,
+                seconds,
+                no_baseline,
+                no_janus,
+                max_loss,
+                server_cpus,
+                server_nice,
+                generator_cpus: _,
+                perf,
+            } => (
+                "sfu",
+                sfu::run(sfu::Args {
+                    rooms,
+                    seconds,
+                    baseline: !no_baseline,
+                    janus: !no_janus,
+                    max_loss,
+                    sfu_cpus: server_cpus,
+                    server_nice,
+                    perf,
+                })
+                .await,
+            ),
             Scenario::SfuServer => unreachable!("handled above"),
         }
     });
@@ -140,6 +154,7 @@ fn main() {
     result["machine"] = serde_json::json!({
         "cores": std::fs::read_to_string("/proc/cpuinfo").map(|c| c.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0),
         "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(": ")).map(|(_, m)| m.to_owned())),
+        "loadavg_at_start": load_at_start,
         "loadavg_at_end": server::loadavg(),
         "when": chrono::Utc::now().to_rfc3339(),
     });

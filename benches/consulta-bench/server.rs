@@ -123,6 +123,31 @@ pub fn cpu_time(pid: u32) -> Duration {
     Duration::from_secs_f64(total as f64 / 100.0)
 }
 
+/// Datagrams the kernel dropped on the UDP sockets of process `pid` (receive buffer full), from
+/// the `drops` column of `/proc/net/udp{,6}` for the socket inodes in `/proc/<pid>/fd`.
+pub fn udp_drops(pid: u32) -> u64 {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_str().and_then(|s| s.strip_prefix("socket:[")).map(|s| s.trim_end_matches(']').to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut drops = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 12 && inodes.contains(f[9]) {
+                drops += f[12].parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    drops
+}
+
 /// The 1-minute load average, for the record next to each figure.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use webrtc::peer_connection::{PeerConnection, RTCIceCandidateInit, RTCSessionDescription};
 
 use crate::rtc_peer::{self, Held, Meter, Res};
-use crate::server::{cpu_time, loadavg, rss_bytes};
+use crate::server::{cpu_time, loadavg, rss_bytes, udp_drops};
 use crate::sfu_server::Link;
 use crate::stats::{progress, summary};
 
@@ -24,6 +24,8 @@ pub struct Args {
     /// Stop ramping when loss exceeds this fraction.
     pub max_loss: f64,
     pub sfu_cpus: String,
+    /// `nice` value for the server under test (negative: ahead of other work on its core).
+    pub server_nice: i32,
     /// Record a `perf` CPU profile of the server during each window, to `<prefix>-<name>-<rooms>.data`.
     pub perf: Option<String>,
 }
@@ -248,6 +250,8 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
                 .spawn()
                 .ok()
         });
+        let me = std::process::id();
+        let (server_drops0, generator_drops0) = (udp_drops(pid), udp_drops(me));
         let cpu0 = cpu_time(pid);
         let t0 = Instant::now();
         let w = measure(&meter, args.seconds, || {
@@ -263,6 +267,8 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
         let server_cpu = (cpu_time(pid) - cpu0).as_secs_f64();
         let fwd1 = target.forwarded().await;
         let rss = rss_bytes(pid);
+        let server_drops = udp_drops(pid).saturating_sub(server_drops0);
+        let generator_drops = udp_drops(me).saturating_sub(generator_drops0);
         let participants = rooms * 2;
         // Packets the server forwarded: its own counter when it has one, else what arrived.
         let forwarded = match (fwd0, fwd1) {
@@ -280,7 +286,7 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
         progress(format!(
             "  {name} {level} rooms: {per_second:.0} fwd pkt/s, server {:.0} % of a core, {cpu_per_packet_us:.2} µs CPU/pkt \
              ({per_core:.0} pkt/s per core), latency p50 {:.2} ms p99 {:.2} ms, loss {:.3} %, RSS {} MiB \
-             ({:.0} KiB/participant), generator {:.0} % (load {load})",
+             ({:.0} KiB/participant), generator {:.0} %, UDP drops server {server_drops} generator {generator_drops} (load {load})",
             server_cpu / span * 100.0,
             w.p50_ms,
             w.p99_ms,
@@ -309,6 +315,8 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             "server_rss_start_bytes": rss0,
             "server_bytes_per_participant": per_participant.round(),
             "generator_cpu_cores": w.generator_cpu,
+            "udp_receive_drops_server": server_drops,
+            "udp_receive_drops_generator": generator_drops,
             "loadavg": load,
         }));
         if loss(&w) > args.max_loss || w.generator_cpu > 0.95 || !ready {
@@ -349,7 +357,7 @@ pub async fn run(args: Args) -> Value {
     }
 
     progress(format!("consulta: starting the SFU process on core(s) {}", args.sfu_cpus));
-    let link = Link::spawn(&args.sfu_cpus);
+    let link = Link::spawn(&args.sfu_cpus, args.server_nice);
     let consulta = ramp("consulta", &Target::Consulta(link.clone()), &args, &baselines).await;
     let final_stats = link.stats().await;
     link.stop().await;
@@ -357,7 +365,7 @@ pub async fn run(args: Args) -> Value {
     let mut janus_levels = Value::Null;
     let mut janus_error = Value::Null;
     if args.janus {
-        match crate::janus::Janus::start(&args.sfu_cpus).await {
+        match crate::janus::Janus::start(&args.sfu_cpus, args.server_nice).await {
             Ok(janus) => {
                 let janus = Arc::new(janus);
                 janus_levels = json!(ramp("janus", &Target::Janus(janus.clone()), &args, &baselines).await);
@@ -401,7 +409,7 @@ pub async fn run(args: Args) -> Value {
             "video": format!("{} pkt/s x {} B payload", 50 * rtc_peer::VIDEO_PER_TICK, rtc_peer::VIDEO_BYTES),
             "audio": format!("50 pkt/s x {} B payload", rtc_peer::AUDIO_BYTES),
         },
-        "pinning": {"server": format!("taskset -c {}", args.sfu_cpus), "generator": "taskset -c 1 (when given --pin)"},
+        "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": "taskset -c 1 (when given --pin)"},
         "window_seconds": args.seconds,
         "baseline_p2p": baselines,
         "consulta": consulta,

@@ -99,11 +99,11 @@ pub struct Link {
 }
 
 impl Link {
-    /// Starts `<this exe> sfu-server` under `taskset -c <cpus>`.
-    pub fn spawn(cpus: &str) -> Arc<Link> {
+    /// Starts `<this exe> sfu-server` under `nice -n <nice> taskset -c <cpus>`.
+    pub fn spawn(cpus: &str, nice: i32) -> Arc<Link> {
         let exe = std::env::current_exe().expect("current exe");
-        let mut child = tokio::process::Command::new("taskset")
-            .args(["-c", cpus])
+        let mut child = tokio::process::Command::new("nice")
+            .args(["-n", &nice.to_string(), "taskset", "-c", cpus])
             .arg(exe)
             .arg("sfu-server")
             .env("RUST_LOG", "warn")
