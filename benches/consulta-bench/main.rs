@@ -131,7 +131,7 @@ fn main() {
                 max_loss,
                 server_cpus,
                 server_nice,
-                generator_cpus: _,
+                generator_cpus,
                 perf,
             } => (
                 "sfu",
@@ -143,6 +143,7 @@ fn main() {
                     max_loss,
                     sfu_cpus: server_cpus,
                     server_nice,
+                    generator_cpus,
                     perf,
                 })
                 .await,

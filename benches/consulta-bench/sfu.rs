@@ -26,6 +26,8 @@ pub struct Args {
     pub sfu_cpus: String,
     /// `nice` value for the server under test (negative: ahead of other work on its core).
     pub server_nice: i32,
+    /// Cores the generator (this process) is pinned to; empty for none.
+    pub generator_cpus: String,
     /// Record a `perf` CPU profile of the server during each window, to `<prefix>-<name>-<rooms>.data`.
     pub perf: Option<String>,
 }
@@ -309,6 +311,9 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             "baseline_p2p_latency": baseline.map(|b| b["latency"].clone()),
             "added_latency_p50_ms": added("p50_ms", w.p50_ms),
             "added_latency_p99_ms": added("p99_ms", w.p99_ms),
+            "packets_sent_in_window": w.sent,
+            "packets_received_from_window": w.received,
+            "generator_send_rate_per_second": (w.sent as f64 / w.seconds).round(),
             "loss": loss(&w),
             "worst_stream_loss": w.worst_loss,
             "server_rss_bytes": rss,
@@ -409,7 +414,7 @@ pub async fn run(args: Args) -> Value {
             "video": format!("{} pkt/s x {} B payload", 50 * rtc_peer::VIDEO_PER_TICK, rtc_peer::VIDEO_BYTES),
             "audio": format!("50 pkt/s x {} B payload", rtc_peer::AUDIO_BYTES),
         },
-        "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": "taskset -c 1 (when given --pin)"},
+        "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": if args.generator_cpus.is_empty() { "unpinned".to_owned() } else { format!("taskset -p -c {}", args.generator_cpus) }},
         "window_seconds": args.seconds,
         "baseline_p2p": baselines,
         "consulta": consulta,
