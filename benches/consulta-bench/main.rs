@@ -1,5 +1,5 @@
 //! `cargo bench --bench consulta-bench -- <scenario>`: load against the real
-//! `consulta` binary, started as a child process. Prints progress to stderr,
+//! `consulta` binary (or, for `sfu`, the SFU in a child process of its own), started as a child process. Prints progress to stderr,
 //! a summary to stdout, and writes `target/bench/<scenario>.json`.
 
 #![allow(clippy::unwrap_used)]

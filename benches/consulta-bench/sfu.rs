@@ -171,6 +171,8 @@ async fn baseline_level(rooms: usize, seconds: u64) -> Res<Value> {
         "rooms": rooms,
         "all_streams_flowing": ready,
         "latency": w.latency,
+        "packets_sent_in_window": w.sent,
+        "generator_send_rate_per_second": (w.sent as f64 / w.seconds).round(),
         "loss": loss(&w),
         "worst_stream_loss": w.worst_loss,
         "generator_cpu_cores": w.generator_cpu,
