@@ -81,6 +81,9 @@ enum Scenario {
         /// core from preempting it).
         #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
         server_nice: i32,
+        /// REMB cap the SFU announces to publishers, bit/s (0: none); default: the SFU's default.
+        #[arg(long)]
+        sfu_max_bitrate: Option<u32>,
         /// Cores for this generator process (`taskset -p -c`), empty for none.
         #[arg(long, default_value = "1")]
         generator_cpus: String,
@@ -131,6 +134,7 @@ fn main() {
                 max_loss,
                 server_cpus,
                 server_nice,
+                sfu_max_bitrate,
                 generator_cpus,
                 perf,
             } => (
@@ -143,6 +147,7 @@ fn main() {
                     max_loss,
                     sfu_cpus: server_cpus,
                     server_nice,
+                    sfu_max_bitrate,
                     generator_cpus,
                     perf,
                 })

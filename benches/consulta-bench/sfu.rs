@@ -26,6 +26,8 @@ pub struct Args {
     pub sfu_cpus: String,
     /// `nice` value for the server under test (negative: ahead of other work on its core).
     pub server_nice: i32,
+    /// REMB cap the SFU announces (`SfuConfig::max_bitrate_bps`); `None`: the SFU's default.
+    pub sfu_max_bitrate: Option<u32>,
     /// Cores the generator (this process) is pinned to; empty for none.
     pub generator_cpus: String,
     /// Record a `perf` CPU profile of the server during each window, to `<prefix>-<name>-<rooms>.data`.
@@ -364,7 +366,7 @@ pub async fn run(args: Args) -> Value {
     }
 
     progress(format!("consulta: starting the SFU process on core(s) {}", args.sfu_cpus));
-    let link = Link::spawn(&args.sfu_cpus, args.server_nice);
+    let link = Link::spawn(&args.sfu_cpus, args.server_nice, args.sfu_max_bitrate);
     let consulta = ramp("consulta", &Target::Consulta(link.clone()), &args, &baselines).await;
     let final_stats = link.stats().await;
     link.stop().await;
@@ -418,6 +420,7 @@ pub async fn run(args: Args) -> Value {
         },
         "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": if args.generator_cpus.is_empty() { "unpinned".to_owned() } else { format!("taskset -p -c {}", args.generator_cpus) }},
         "window_seconds": args.seconds,
+        "sfu_max_bitrate_bps": args.sfu_max_bitrate,
         "baseline_p2p": baselines,
         "consulta": consulta,
         "consulta_final_stats": final_stats,

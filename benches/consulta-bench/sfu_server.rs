@@ -23,7 +23,12 @@ use tokio::sync::{mpsc, oneshot};
 pub fn serve() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
-        let sfu = Sfu::start(SfuConfig::loopback()).await.expect("SFU start");
+        let mut config = SfuConfig::loopback();
+        // `--sfu-max-bitrate` of the scenario: the REMB cap announced to publishers (0: none).
+        if let Some(bps) = std::env::var("BENCH_SFU_MAX_BITRATE").ok().and_then(|v| v.parse().ok()) {
+            config.max_bitrate_bps = bps;
+        }
+        let sfu = Sfu::start(config).await.expect("SFU start");
         let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Value>();
         tokio::spawn(async move {
             let mut stdout = tokio::io::stdout();
@@ -100,13 +105,14 @@ pub struct Link {
 
 impl Link {
     /// Starts `<this exe> sfu-server` under `nice -n <nice> taskset -c <cpus>`.
-    pub fn spawn(cpus: &str, nice: i32) -> Arc<Link> {
+    pub fn spawn(cpus: &str, nice: i32, max_bitrate: Option<u32>) -> Arc<Link> {
         let exe = std::env::current_exe().expect("current exe");
         let mut child = tokio::process::Command::new("nice")
             .args(["-n", &nice.to_string(), "taskset", "-c", cpus])
             .arg(exe)
             .arg("sfu-server")
             .env("RUST_LOG", "warn")
+            .env("BENCH_SFU_MAX_BITRATE", max_bitrate.map(|b| b.to_string()).unwrap_or_default())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
