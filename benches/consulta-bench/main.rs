@@ -1,14 +1,18 @@
 //! `cargo bench --bench consulta-bench -- <scenario>`: load against the real
-//! `consulta` binary, started as a child process. Prints progress to stderr,
+//! `consulta` binary (or, for `sfu`, the SFU in a child process of its own), started as a child process. Prints progress to stderr,
 //! a summary to stdout, and writes `target/bench/<scenario>.json`.
 
 #![allow(clippy::unwrap_used)]
 
 mod booking;
 mod hub;
+mod janus;
 mod login;
+mod rtc_peer;
 mod server;
 mod setup;
+mod sfu;
+mod sfu_server;
 mod stats;
 
 use clap::{Parser, Subcommand};
@@ -52,15 +56,67 @@ enum Scenario {
         #[arg(long, default_value_t = 12)]
         cost: u32,
     },
+    /// Two-party rooms through the SFU (own process, core 0) from a webrtc-rs generator (core 1),
+    /// with a peer-to-peer baseline and the same load through Janus's VideoRoom.
+    Sfu {
+        /// Levels of the ramp, in rooms (two participants each); stops early on loss.
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,40")]
+        rooms: Vec<usize>,
+        /// Length of each measurement window.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Skip the peer-to-peer baseline.
+        #[arg(long)]
+        no_baseline: bool,
+        /// Skip the Janus comparison.
+        #[arg(long)]
+        no_janus: bool,
+        /// Stop the ramp when more than this fraction of packets is lost.
+        #[arg(long, default_value_t = 0.01)]
+        max_loss: f64,
+        /// Cores for the server under test (`taskset -c`).
+        #[arg(long, default_value = "0")]
+        server_cpus: String,
+        /// `nice` value for the server under test (as root, negative keeps other work on its
+        /// core from preempting it).
+        #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+        server_nice: i32,
+        /// REMB cap the SFU announces to publishers, bit/s (0: none); default: the SFU's default.
+        #[arg(long)]
+        sfu_max_bitrate: Option<u32>,
+        /// Cores for this generator process (`taskset -p -c`), empty for none.
+        #[arg(long, default_value = "1")]
+        generator_cpus: String,
+        /// Profile the server with `perf record` during each window: files `<PREFIX>-<server>-<rooms>.data`.
+        #[arg(long)]
+        perf: Option<String>,
+    },
+    /// Internal: the SFU process of the `sfu` scenario (signaling on stdin/stdout).
+    #[command(hide = true)]
+    SfuServer,
 }
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(cli.scenario, Scenario::SfuServer) {
+        sfu_server::serve();
+        return;
+    }
+    if let Scenario::Sfu { generator_cpus, .. } = &cli.scenario
+        && !generator_cpus.is_empty()
+    {
+        // Before the runtime starts, so that every thread inherits the affinity.
+        let _ = std::process::Command::new("taskset")
+            .args(["-p", "-c", generator_cpus, &std::process::id().to_string()])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Ten thousand sockets need as many descriptors, here and in the server child.
     if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
         let _ = rlimit::Resource::NOFILE.set(hard.min(1 << 20), hard.min(1 << 20));
     }
+    let load_at_start = server::loadavg();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let (name, result) = runtime.block_on(async {
         match cli.scenario {
@@ -70,11 +126,42 @@ fn main() {
             ),
             Scenario::Hub { sockets, dashboards } => ("hub", hub::run(hub::Args { sockets, dashboards }).await),
             Scenario::Login { seconds, cost } => ("login", login::run(seconds, cost).await),
+            Scenario::Sfu {
+                rooms,
+                seconds,
+                no_baseline,
+                no_janus,
+                max_loss,
+                server_cpus,
+                server_nice,
+                sfu_max_bitrate,
+                generator_cpus,
+                perf,
+            } => (
+                "sfu",
+                sfu::run(sfu::Args {
+                    rooms,
+                    seconds,
+                    baseline: !no_baseline,
+                    janus: !no_janus,
+                    max_loss,
+                    sfu_cpus: server_cpus,
+                    server_nice,
+                    sfu_max_bitrate,
+                    generator_cpus,
+                    perf,
+                })
+                .await,
+            ),
+            Scenario::SfuServer => unreachable!("handled above"),
         }
     });
     let mut result = result;
     result["machine"] = serde_json::json!({
-        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cores": std::fs::read_to_string("/proc/cpuinfo").map(|c| c.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0),
+        "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(": ")).map(|(_, m)| m.to_owned())),
+        "loadavg_at_start": load_at_start,
+        "loadavg_at_end": server::loadavg(),
         "when": chrono::Utc::now().to_rfc3339(),
     });
     let text = serde_json::to_string_pretty(&result).unwrap_or_default();

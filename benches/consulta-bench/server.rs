@@ -87,19 +87,12 @@ impl Server {
 
     /// Resident memory of the server process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
-        proc_field(self.pid(), "VmRSS:").map(|kb| kb * 1024).unwrap_or(0)
+        rss_bytes(self.pid())
     }
 
     /// CPU time (user + system) the server has used so far.
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name (which may contain spaces) start after ") ".
-        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
-        let total = ticks(11) + ticks(12);
-        Duration::from_secs_f64(total as f64 / 100.0)
+        cpu_time(self.pid())
     }
 
     pub fn client(&self) -> reqwest::Client {
@@ -111,6 +104,55 @@ impl Server {
             .build()
             .expect("client")
     }
+}
+
+/// Resident memory of process `pid`, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    proc_field(pid, "VmRSS:").map(|kb| kb * 1024).unwrap_or(0)
+}
+
+/// CPU time (user + system) process `pid` has used so far, all threads.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
+    let total = ticks(11) + ticks(12);
+    Duration::from_secs_f64(total as f64 / 100.0)
+}
+
+/// Datagrams the kernel dropped on the UDP sockets of process `pid` (receive buffer full), from
+/// the `drops` column of `/proc/net/udp{,6}` for the socket inodes in `/proc/<pid>/fd`.
+pub fn udp_drops(pid: u32) -> u64 {
+    let inodes: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .filter_map(|l| {
+                    l.to_str().and_then(|s| s.strip_prefix("socket:[")).map(|s| s.trim_end_matches(']').to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut drops = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        for line in std::fs::read_to_string(table).unwrap_or_default().lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 12 && inodes.contains(f[9]) {
+                drops += f[12].parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    drops
+}
+
+/// The 1-minute load average, for the record next to each figure.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn proc_field(pid: u32, field: &str) -> Option<u64> {

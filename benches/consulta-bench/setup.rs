@@ -17,18 +17,28 @@ pub struct Account {
 pub async fn admin(server: &Server, client: &reqwest::Client, database_url: &str) -> Account {
     let password_file = server.dir.path().join("admin.pw");
     std::fs::write(&password_file, PASSWORD).expect("password file");
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_consulta"))
-        .args(["user", "create", "--role", "admin", "--email", "admin@bench.example", "--name", "Bench Admin"])
-        .arg("--password-file")
-        .arg(&password_file)
-        .env("DATABASE_URL", database_url)
-        .env("CONSULTA_BCRYPT_COST", "4")
-        .env("CONSULTA_DATA_DIR", server.dir.path().join("data"))
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("consulta user create");
-    assert!(status.success(), "creating the admin failed");
+    // The server may still be applying migrations when it starts listening (MariaDB DDL is slow);
+    // the CLI then sees a migration in progress ("partially applied"), so retry for a while.
+    let mut attempts = 0;
+    loop {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_consulta"))
+            .args(["user", "create", "--role", "admin", "--email", "admin@bench.example", "--name", "Bench Admin"])
+            .arg("--password-file")
+            .arg(&password_file)
+            .env("DATABASE_URL", database_url)
+            .env("CONSULTA_BCRYPT_COST", "4")
+            .env("CONSULTA_DATA_DIR", server.dir.path().join("data"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("consulta user create");
+        attempts += 1;
+        if status.success() {
+            break;
+        }
+        assert!(attempts < 30, "creating the admin failed");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
     login(server, client, "admin@bench.example").await
 }
 
