@@ -133,6 +133,31 @@ pub struct Sfu {
     commands: mpsc::Sender<Command>,
 }
 
+/// Kernel buffers asked for on the media socket. Every participant's media
+/// shares this one socket, and the default (~200 KB, about 90 full-size
+/// packets) overflows when the media loop is descheduled for a few tens of
+/// milliseconds. The kernel caps the request at `net.core.rmem_max`.
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+fn bind_media_socket(addr: SocketAddr) -> Result<tokio::net::UdpSocket, SfuError> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    // Best effort: a smaller buffer still works, it only drops sooner.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    let recv = socket.recv_buffer_size().unwrap_or(0);
+    if recv < SOCKET_BUFFER_BYTES {
+        tracing::warn!(
+            granted = recv,
+            wanted = SOCKET_BUFFER_BYTES,
+            "the media socket got a small receive buffer; raise net.core.rmem_max to avoid drops under load"
+        );
+    }
+    Ok(tokio::net::UdpSocket::from_std(socket.into())?)
+}
+
 impl std::fmt::Debug for Sfu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sfu").field("local_addr", &self.local_addr()).finish_non_exhaustive()
@@ -142,7 +167,7 @@ impl std::fmt::Debug for Sfu {
 impl Sfu {
     /// Binds the media socket and spawns the media loop on the current Tokio runtime.
     pub async fn start(config: SfuConfig) -> Result<Sfu, SfuError> {
-        let socket = tokio::net::UdpSocket::bind(config.udp_bind).await?;
+        let socket = bind_media_socket(config.udp_bind)?;
         let local_addr = socket.local_addr()?;
         let candidates = config.candidates(local_addr)?;
         tracing::info!(%local_addr, ?candidates, "SFU media socket bound");
