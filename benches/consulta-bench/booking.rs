@@ -16,6 +16,7 @@ pub struct Args {
     pub mysql: Option<String>,
     pub levels: Vec<usize>,
     pub seconds: u64,
+    pub smtp_url: Option<String>,
 }
 
 pub async fn run(args: Args) -> Value {
@@ -23,8 +24,10 @@ pub async fn run(args: Args) -> Value {
         Some(base) => Some(MySqlDatabase::create(base).await),
         None => None,
     };
+    let extra_env = args.smtp_url.iter().map(|url| ("CONSULTA_SMTP_URL".to_owned(), url.clone())).collect();
     let server = Server::start(ServerOptions {
         database_url: database.as_ref().map(|d| d.url.clone()),
+        extra_env,
         ..ServerOptions::default()
     });
     let database_url = database
@@ -129,6 +132,7 @@ pub async fn run(args: Args) -> Value {
     json!({
         "scenario": "booking",
         "database": if args.mysql.is_some() { "mariadb" } else { "sqlite" },
+        "smtp_url": args.smtp_url,
         "seconds_per_level": args.seconds,
         "levels": levels,
         "slot_query_60_days": slots,

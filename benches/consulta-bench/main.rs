@@ -23,7 +23,7 @@ struct Cli {
     #[command(subcommand)]
     scenario: Scenario,
     /// Ignored: cargo passes `--bench` to bench targets.
-    #[arg(long, hide = true)]
+    #[arg(long, hide = true, global = true)]
     bench: bool,
 }
 
@@ -41,6 +41,10 @@ enum Scenario {
         clients: Vec<usize>,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// `CONSULTA_SMTP_URL` for the server (e.g. an SMTP server that is up,
+        /// or a closed port to measure booking while mail is down).
+        #[arg(long)]
+        smtp_url: Option<String>,
     },
     /// Memory per idle socket, and push latency to open dashboards.
     Hub {
@@ -120,9 +124,10 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let (name, result) = runtime.block_on(async {
         match cli.scenario {
-            Scenario::Booking { mysql, sqlite, clients, seconds } => (
+            Scenario::Booking { mysql, sqlite, clients, seconds, smtp_url } => (
                 "booking",
-                booking::run(booking::Args { mysql: (!sqlite).then_some(mysql), levels: clients, seconds }).await,
+                booking::run(booking::Args { mysql: (!sqlite).then_some(mysql), levels: clients, seconds, smtp_url })
+                    .await,
             ),
             Scenario::Hub { sockets, dashboards } => ("hub", hub::run(hub::Args { sockets, dashboards }).await),
             Scenario::Login { seconds, cost } => ("login", login::run(seconds, cost).await),
