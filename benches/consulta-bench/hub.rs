@@ -98,7 +98,7 @@ pub async fn run(args: Args) -> Value {
                         let value: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
                         if value["type"] == "appointment.created" {
                             let committed: Option<chrono::DateTime<chrono::Utc>> =
-                                value["appointment"]["updated_at"].as_str().and_then(|t| t.parse().ok());
+                                value["committed_at"].as_str().and_then(|t| t.parse().ok());
                             return committed.map(|c| (received - c).to_std().unwrap_or_default());
                         }
                     }
@@ -146,6 +146,6 @@ pub async fn run(args: Args) -> Value {
         "server_rss_after_bytes": after,
         "bytes_per_idle_socket": per_socket.round(),
         "push_latency_commit_to_receipt": push,
-        "note": "latency is measured from the appointment's updated_at (set just before commit) to receipt on the socket; same host clock",
+        "note": "latency is measured from the push's committed_at (wall clock right after the booking transaction committed) to receipt on the socket; same host clock",
     })
 }

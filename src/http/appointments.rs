@@ -157,7 +157,11 @@ pub async fn book_appointment(
     let view = AppointmentView::new(&booked.appointment, &state.config.public_url, now);
     if booked.created {
         tracing::info!(appointment_id = %booked.appointment.id, "appointment booked");
-        push(&state, &booked.appointment, ServerMessage::AppointmentCreated { appointment: view.clone() });
+        push(
+            &state,
+            &booked.appointment,
+            ServerMessage::AppointmentCreated { appointment: view.clone(), committed_at: chrono::Utc::now() },
+        );
     }
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::CREATED))
 }
@@ -260,7 +264,11 @@ pub async fn cancel_appointment(
     };
     tracing::info!(appointment_id = %id, "appointment cancelled");
     let view = AppointmentView::new(&appointment, &state.config.public_url, now);
-    push(&state, &appointment, ServerMessage::AppointmentCancelled { appointment: view.clone() });
+    push(
+        &state,
+        &appointment,
+        ServerMessage::AppointmentCancelled { appointment: view.clone(), committed_at: chrono::Utc::now() },
+    );
     // Anyone in the video room leaves it now.
     state.sfu.close_room(id.0, crate::sfu::CloseReason::Cancelled).await;
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::OK))
@@ -300,6 +308,10 @@ pub async fn reschedule_appointment(
     };
     tracing::info!(appointment_id = %id, "appointment rescheduled");
     let view = AppointmentView::new(&appointment, &state.config.public_url, now);
-    push(&state, &appointment, ServerMessage::AppointmentUpdated { appointment: view.clone() });
+    push(
+        &state,
+        &appointment,
+        ServerMessage::AppointmentUpdated { appointment: view.clone(), committed_at: chrono::Utc::now() },
+    );
     Ok(json_reply(&AppointmentEnvelope { appointment: view }, http::StatusCode::OK))
 }

@@ -20,12 +20,13 @@ pub enum ServerMessage {
     /// First frame of every connection.
     #[serde(rename = "hello")]
     Hello { user: UserView, server_time: chrono::DateTime<chrono::Utc>, connection_id: String },
+    /// `committed_at`: when the change's transaction committed (server clock).
     #[serde(rename = "appointment.created")]
-    AppointmentCreated { appointment: AppointmentView },
+    AppointmentCreated { appointment: AppointmentView, committed_at: chrono::DateTime<chrono::Utc> },
     #[serde(rename = "appointment.updated")]
-    AppointmentUpdated { appointment: AppointmentView },
+    AppointmentUpdated { appointment: AppointmentView, committed_at: chrono::DateTime<chrono::Utc> },
     #[serde(rename = "appointment.cancelled")]
-    AppointmentCancelled { appointment: AppointmentView },
+    AppointmentCancelled { appointment: AppointmentView, committed_at: chrono::DateTime<chrono::Utc> },
     #[serde(rename = "room.presence")]
     RoomPresence { appointment_id: String, participants: Vec<PresentUser> },
     /// The socket joined the appointment's video room.

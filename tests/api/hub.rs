@@ -27,6 +27,8 @@ async fn a_booking_reaches_both_sides_and_nobody_else(backend: Backend) {
         let pushed = next_json(ws, SOON).await.expect("push within a second");
         assert_eq!(pushed["type"], "appointment.created");
         assert_eq!(pushed["appointment"]["id"], booked["id"]);
+        let committed: chrono::DateTime<chrono::Utc> = pushed["committed_at"].as_str().unwrap().parse().unwrap();
+        assert!(committed >= booked["created_at"].as_str().unwrap().parse::<chrono::DateTime<chrono::Utc>>().unwrap());
     }
     let path = format!("/api/appointments/{}/cancel", booked["id"].as_str().unwrap());
     app.post_json_as(&doctor.token, &path, &json!({"reason": "emergency"})).await;

@@ -15,7 +15,7 @@
  * @typedef {{urls: string | string[], username?: string, credential?: string}} IceServer
  *
  * @typedef {{type: 'hello', user: User, server_time: string, connection_id: string}} Hello
- * @typedef {{type: 'appointment.created'|'appointment.updated'|'appointment.cancelled', appointment: Appointment}} AppointmentChange
+ * @typedef {{type: 'appointment.created'|'appointment.updated'|'appointment.cancelled', appointment: Appointment, committed_at: string}} AppointmentChange
  * @typedef {{type: 'room.presence', appointment_id: string, participants: PresentUser[]}} RoomPresence
  * @typedef {{type: 'pong', id?: unknown}} Pong
  * @typedef {{type: 'error', code: ErrorCode, message: string, refers_to?: string}} ErrorFrame
