@@ -31,6 +31,7 @@ pub struct Janus {
 
 fn write_config(dir: &std::path::Path, port: u16) -> std::io::Result<()> {
     let cfg = dir.display();
+    let media = crate::netns::media_addr();
     std::fs::write(
         dir.join("janus.jcfg"),
         format!(
@@ -50,7 +51,7 @@ nat: {{
   ice_lite = true
   ice_tcp = false
   full_trickle = false
-  ice_enforce_list = "127.0.0.1"
+  ice_enforce_list = "{media}"
   ignore_mdns = true
 }}
 plugins: {{
@@ -232,11 +233,13 @@ impl Janus {
         if std::env::var_os("BENCH_JANUS_DEBUG").is_some() {
             crate::stats::progress(format!("janus answer:\n{answer}\nour offer:\n{sdp}"));
         }
-        // Load stays on 127.0.0.1: never let the generator send to another address of this host.
+        // Load stays on the bench's media address: never let the generator send anywhere else.
+        let media = format!(" {} ", crate::netns::media_addr());
         let candidates: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=candidate")).collect();
-        if !candidates.iter().any(|c| c.contains(" 127.")) {
+        if !candidates.iter().any(|c| c.contains(&media)) {
             return Err(format!(
-                "janus offered no 127.0.0.1 candidate (it skips loopback interfaces); its answer had: {}",
+                "janus offered no candidate on{media}(it skips loopback interfaces: run the scenario as root so it \
+                 gets its own network namespace); its answer had: {}",
                 candidates.join(" | ")
             )
             .into());

@@ -8,6 +8,7 @@ mod booking;
 mod hub;
 mod janus;
 mod login;
+mod netns;
 mod rtc_peer;
 mod server;
 mod setup;
@@ -94,6 +95,10 @@ enum Scenario {
         /// Profile the server with `perf record` during each window: files `<PREFIX>-<server>-<rooms>.data`.
         #[arg(long)]
         perf: Option<String>,
+        /// Stay in the host's network namespace on 127.0.0.1 (Janus then cannot take part);
+        /// by default, as root, the scenario runs in a private namespace of its own (see netns.rs).
+        #[arg(long)]
+        no_netns: bool,
     },
     /// Internal: the SFU process of the `sfu` scenario (signaling on stdin/stdout).
     #[command(hide = true)]
@@ -106,14 +111,36 @@ fn main() {
         sfu_server::serve();
         return;
     }
-    if let Scenario::Sfu { generator_cpus, .. } = &cli.scenario
-        && !generator_cpus.is_empty()
-    {
-        // Before the runtime starts, so that every thread inherits the affinity.
-        let _ = std::process::Command::new("taskset")
-            .args(["-p", "-c", generator_cpus, &std::process::id().to_string()])
-            .stdout(std::process::Stdio::null())
-            .status();
+    let mut network = serde_json::Value::Null;
+    if let Scenario::Sfu { generator_cpus, no_netns, .. } = &cli.scenario {
+        // Before the runtime starts: the namespace and the affinity apply to the calling thread
+        // only, and every later thread inherits them.
+        network = serde_json::json!("host network namespace, media on 127.0.0.1");
+        if !no_netns {
+            if nix::unistd::geteuid().is_root() {
+                match netns::enter() {
+                    Ok(()) => {
+                        network = serde_json::json!(format!(
+                            "private network namespace (lo + one veth pair, nothing else), media on {}",
+                            netns::MEDIA_ADDR
+                        ));
+                        stats::progress(format!(
+                            "sfu: in a private network namespace; every server and the generator use {}",
+                            netns::MEDIA_ADDR
+                        ));
+                    }
+                    Err(e) => stats::progress(format!("sfu: staying on 127.0.0.1: {e}")),
+                }
+            } else {
+                stats::progress("sfu: not root, so no private network namespace: Janus will not find an address");
+            }
+        }
+        if !generator_cpus.is_empty() {
+            let _ = std::process::Command::new("taskset")
+                .args(["-p", "-c", generator_cpus, &std::process::id().to_string()])
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Ten thousand sockets need as many descriptors, here and in the server child.
@@ -142,6 +169,7 @@ fn main() {
                 sfu_max_bitrate,
                 generator_cpus,
                 perf,
+                no_netns: _,
             } => (
                 "sfu",
                 sfu::run(sfu::Args {
@@ -162,6 +190,9 @@ fn main() {
         }
     });
     let mut result = result;
+    if !network.is_null() {
+        result["network"] = network;
+    }
     result["machine"] = serde_json::json!({
         "cores": std::fs::read_to_string("/proc/cpuinfo").map(|c| c.lines().filter(|l| l.starts_with("processor")).count()).unwrap_or(0),
         "cpu": std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(": ")).map(|(_, m)| m.to_owned())),

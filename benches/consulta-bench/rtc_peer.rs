@@ -55,6 +55,9 @@ pub struct Meter {
     received: Mutex<HashMap<StreamKey, u64>>,
     seen: Mutex<HashSet<StreamKey>>,
     latency: Mutex<Histogram<u64>>,
+    /// How long `write_rtp` took to accept each packet sent in the window: the generator's
+    /// publishers are held back exactly when this grows (the PC's driver queue is full).
+    write_wait: Mutex<Histogram<u64>>,
     pub malformed: AtomicU64,
 }
 
@@ -67,6 +70,7 @@ impl Meter {
             received: Mutex::default(),
             seen: Mutex::default(),
             latency: Mutex::new(crate::stats::histogram()),
+            write_wait: Mutex::new(crate::stats::histogram()),
             malformed: AtomicU64::new(0),
         })
     }
@@ -83,6 +87,9 @@ impl Meter {
             r.clear();
         }
         if let Ok(mut h) = self.latency.lock() {
+            h.reset();
+        }
+        if let Ok(mut h) = self.write_wait.lock() {
             h.reset();
         }
     }
@@ -104,6 +111,19 @@ impl Meter {
         {
             *s.entry(key).or_default() += 1;
         }
+    }
+
+    fn on_written(&self, sent_at: u64) {
+        if self.in_window(sent_at)
+            && let Ok(mut h) = self.write_wait.lock()
+        {
+            crate::stats::record(&mut h, Duration::from_nanos(now_ns().saturating_sub(sent_at)));
+        }
+    }
+
+    /// Time `write_rtp` took per packet sent in the window.
+    pub fn write_wait(&self) -> Histogram<u64> {
+        self.write_wait.lock().map(|h| h.clone()).unwrap_or_else(|_| crate::stats::histogram())
     }
 
     fn on_received(&self, payload: &[u8]) {
@@ -181,7 +201,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// A webrtc-rs peer connection on 127.0.0.1 with the default interceptors (NACK, RTCP
+/// A webrtc-rs peer connection on the bench's media address (`netns::media_addr`) with the default interceptors (NACK, RTCP
 /// reports, TWCC), as the test peers use. `meter`: count and time what arrives on its tracks.
 pub async fn build_pc(candidates: Option<CandidateSink>, meter: Option<Arc<Meter>>) -> Res<Arc<dyn PeerConnection>> {
     let mut media_engine = MediaEngine::default();
@@ -198,7 +218,7 @@ pub async fn build_pc(candidates: Option<CandidateSink>, meter: Option<Arc<Meter
         )
         .with_interceptor_registry(registry)
         .with_handler(Arc::new(Handler { candidates, meter }))
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
+        .with_udp_addrs(vec![format!("{}:0", crate::netns::media_addr())])
         .build()
         .await?;
     Ok(Arc::new(pc))
@@ -265,6 +285,7 @@ async fn send_media(audio: Arc<TrackLocalStaticRTP>, video: Arc<TrackLocalStatic
         let (p, t) = payload(0, audio_seq, AUDIO_BYTES);
         meter.on_sent((tag, 0), t);
         let _ = audio.write_rtp(rtp_packet(111, audio_ssrc, audio_seq, audio_seq.wrapping_mul(960), false, p)).await;
+        meter.on_written(t);
         for i in 0..VIDEO_PER_TICK {
             video_seq = video_seq.wrapping_add(1);
             let (p, t) = payload(1, video_seq, VIDEO_BYTES);
@@ -272,6 +293,7 @@ async fn send_media(audio: Arc<TrackLocalStaticRTP>, video: Arc<TrackLocalStatic
             let ts = (video_seq / VIDEO_PER_TICK).wrapping_mul(1800);
             let marker = i + 1 == VIDEO_PER_TICK;
             let _ = video.write_rtp(rtp_packet(96, video_ssrc, video_seq, ts, marker, p)).await;
+            meter.on_written(t);
         }
     }
 }

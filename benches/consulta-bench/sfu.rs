@@ -122,6 +122,7 @@ struct Window {
     latency: Value,
     p50_ms: f64,
     p99_ms: f64,
+    write_wait: Value,
     generator_cpu: f64,
     seconds: f64,
 }
@@ -142,7 +143,8 @@ async fn measure(meter: &Meter, seconds: u64, during: impl FnOnce()) -> Window {
     let latency = summary(&h);
     let p50_ms = latency["p50_ms"].as_f64().unwrap_or(0.0);
     let p99_ms = latency["p99_ms"].as_f64().unwrap_or(0.0);
-    Window { sent, received, worst_loss, latency, p50_ms, p99_ms, generator_cpu, seconds: wall }
+    let write_wait = summary(&meter.write_wait());
+    Window { sent, received, worst_loss, latency, p50_ms, p99_ms, write_wait, generator_cpu, seconds: wall }
 }
 
 fn loss(w: &Window) -> f64 {
@@ -175,6 +177,7 @@ async fn baseline_level(rooms: usize, seconds: u64) -> Res<Value> {
         "latency": w.latency,
         "packets_sent_in_window": w.sent,
         "generator_send_rate_per_second": (w.sent as f64 / w.seconds).round(),
+        "generator_write_rtp_wait": w.write_wait,
         "loss": loss(&w),
         "worst_stream_loss": w.worst_loss,
         "generator_cpu_cores": w.generator_cpu,
@@ -292,7 +295,8 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
         progress(format!(
             "  {name} {level} rooms: {per_second:.0} fwd pkt/s, server {:.0} % of a core, {cpu_per_packet_us:.2} µs CPU/pkt \
              ({per_core:.0} pkt/s per core), latency p50 {:.2} ms p99 {:.2} ms, loss {:.3} %, RSS {} MiB \
-             ({:.0} KiB/participant), generator {:.0} %, UDP drops server {server_drops} generator {generator_drops} (load {load})",
+             ({:.0} KiB/participant), generator {:.0} % sending {:.0}/s (write_rtp wait p99 {:.2} ms), UDP drops server \
+             {server_drops} generator {generator_drops} (load {load})",
             server_cpu / span * 100.0,
             w.p50_ms,
             w.p99_ms,
@@ -300,6 +304,8 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             rss / 1024 / 1024,
             per_participant / 1024.0,
             w.generator_cpu * 100.0,
+            w.sent as f64 / w.seconds,
+            w.write_wait["p99_ms"].as_f64().unwrap_or(0.0),
         ));
         levels.push(json!({
             "rooms": level,
@@ -318,6 +324,7 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             "packets_sent_in_window": w.sent,
             "packets_received_from_window": w.received,
             "generator_send_rate_per_second": (w.sent as f64 / w.seconds).round(),
+            "generator_write_rtp_wait": w.write_wait,
             "loss": loss(&w),
             "worst_stream_loss": w.worst_loss,
             "server_rss_bytes": rss,

@@ -24,6 +24,10 @@ pub fn serve() {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
         let mut config = SfuConfig::loopback();
+        // Inside the bench's network namespace the media address is not loopback (see `netns`).
+        if let Some(ip) = std::env::var("BENCH_MEDIA_ADDR").ok().and_then(|v| v.parse::<std::net::IpAddr>().ok()) {
+            config.udp_bind = std::net::SocketAddr::new(ip, 0);
+        }
         // `--sfu-max-bitrate` of the scenario: the REMB cap announced to publishers (0: none).
         if let Some(bps) = std::env::var("BENCH_SFU_MAX_BITRATE").ok().and_then(|v| v.parse().ok()) {
             config.max_bitrate_bps = bps;
@@ -113,6 +117,7 @@ impl Link {
             .arg("sfu-server")
             .env("RUST_LOG", "warn")
             .env("BENCH_SFU_MAX_BITRATE", max_bitrate.map(|b| b.to_string()).unwrap_or_default())
+            .env("BENCH_MEDIA_ADDR", crate::netns::media_addr().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
