@@ -89,6 +89,10 @@ enum Scenario {
         /// REMB cap the SFU announces to publishers, bit/s (0: none); default: the SFU's default.
         #[arg(long)]
         sfu_max_bitrate: Option<u32>,
+        /// `nice` value for this generator process; by default the server's, so that other work
+        /// on the machine preempts neither side more than the other.
+        #[arg(long, allow_negative_numbers = true)]
+        generator_nice: Option<i32>,
         /// Cores for this generator process (`taskset -p -c`), empty for none.
         #[arg(long, default_value = "1")]
         generator_cpus: String,
@@ -112,7 +116,7 @@ fn main() {
         return;
     }
     let mut network = serde_json::Value::Null;
-    if let Scenario::Sfu { generator_cpus, no_netns, .. } = &cli.scenario {
+    if let Scenario::Sfu { generator_cpus, no_netns, server_nice, generator_nice, .. } = &cli.scenario {
         // Before the runtime starts: the namespace and the affinity apply to the calling thread
         // only, and every later thread inherits them.
         network = serde_json::json!("host network namespace, media on 127.0.0.1");
@@ -134,6 +138,14 @@ fn main() {
             } else {
                 stats::progress("sfu: not root, so no private network namespace: Janus will not find an address");
             }
+        }
+        let nice = generator_nice.unwrap_or(*server_nice);
+        if nice != 0 {
+            // The calling thread only; the runtime's threads, started later, inherit it.
+            let _ = std::process::Command::new("renice")
+                .args(["-n", &nice.to_string(), "-p", &std::process::id().to_string()])
+                .stdout(std::process::Stdio::null())
+                .status();
         }
         if !generator_cpus.is_empty() {
             let _ = std::process::Command::new("taskset")
@@ -168,6 +180,7 @@ fn main() {
                 server_nice,
                 sfu_max_bitrate,
                 generator_cpus,
+                generator_nice,
                 perf,
                 no_netns: _,
             } => (
@@ -181,6 +194,7 @@ fn main() {
                     sfu_cpus: server_cpus,
                     server_nice,
                     sfu_max_bitrate,
+                    generator_nice: generator_nice.unwrap_or(server_nice),
                     generator_cpus,
                     perf,
                 })

@@ -28,6 +28,8 @@ pub struct Args {
     pub server_nice: i32,
     /// REMB cap the SFU announces (`SfuConfig::max_bitrate_bps`); `None`: the SFU's default.
     pub sfu_max_bitrate: Option<u32>,
+    /// `nice` value the generator (this process) runs at.
+    pub generator_nice: i32,
     /// Cores the generator (this process) is pinned to; empty for none.
     pub generator_cpus: String,
     /// Record a `perf` CPU profile of the server during each window, to `<prefix>-<name>-<rooms>.data`.
@@ -425,7 +427,7 @@ pub async fn run(args: Args) -> Value {
             "video": format!("{} pkt/s x {} B payload", 50 * rtc_peer::VIDEO_PER_TICK, rtc_peer::VIDEO_BYTES),
             "audio": format!("50 pkt/s x {} B payload", rtc_peer::AUDIO_BYTES),
         },
-        "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": if args.generator_cpus.is_empty() { "unpinned".to_owned() } else { format!("taskset -p -c {}", args.generator_cpus) }},
+        "pinning": {"server": format!("taskset -c {} (nice {})", args.sfu_cpus, args.server_nice), "generator": if args.generator_cpus.is_empty() { format!("unpinned (nice {})", args.generator_nice) } else { format!("taskset -p -c {} (nice {})", args.generator_cpus, args.generator_nice) }},
         "window_seconds": args.seconds,
         "sfu_max_bitrate_bps": args.sfu_max_bitrate,
         "baseline_p2p": baselines,
