@@ -9,6 +9,8 @@ mod hub;
 mod janus;
 mod login;
 mod netns;
+#[path = "../../tests/sfu_support/peer_setup.rs"]
+mod peer_setup;
 mod rtc_peer;
 mod server;
 mod setup;

@@ -11,9 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use webrtc::media_stream::Track as _;
@@ -21,9 +19,10 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, Registry, SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, Registry,
 };
+
+use crate::peer_setup::local_track;
 
 pub type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -204,60 +203,14 @@ impl PeerConnectionEventHandler for Handler {
 /// A webrtc-rs peer connection on the bench's media address (`netns::media_addr`) with the default interceptors (NACK, RTCP
 /// reports, TWCC), as the test peers use. `meter`: count and time what arrives on its tracks.
 pub async fn build_pc(candidates: Option<CandidateSink>, meter: Option<Arc<Meter>>) -> Res<Arc<dyn PeerConnection>> {
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs()?;
-    let registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .with_setting_engine(
-            SettingEngineBuilder::new()
-                .with_include_loopback_candidate(true)
-                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                .build(),
-        )
-        .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { candidates, meter }))
-        .with_udp_addrs(vec![format!("{}:0", crate::netns::media_addr())])
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
-}
-
-fn local_track(kind: RtpCodecKind, ssrc: u32, tag: u64) -> Arc<TrackLocalStaticRTP> {
-    let codec = match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("stream-{tag}"),
-        format!("{kind}-{tag}"),
-        format!("{kind}-{tag}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    )))
+    let handler = Arc::new(Handler { candidates, meter });
+    crate::peer_setup::peer_connection(handler, Registry::new(), crate::netns::media_addr().into()).await
 }
 
 /// Adds an Opus-like and a VP8-like track to `pc` and returns the task that sends on them.
 pub async fn add_media(pc: &Arc<dyn PeerConnection>, tag: u64, meter: Arc<Meter>) -> Res<JoinHandle<()>> {
-    let audio = local_track(RtpCodecKind::Audio, rand::random::<u32>() | 1, tag);
-    let video = local_track(RtpCodecKind::Video, rand::random::<u32>() | 1, tag);
+    let audio = local_track(RtpCodecKind::Audio, rand::random::<u32>() | 1, &tag.to_string());
+    let video = local_track(RtpCodecKind::Video, rand::random::<u32>() | 1, &tag.to_string());
     pc.add_track(audio.clone() as Arc<dyn TrackLocal>).await?;
     pc.add_track(video.clone() as Arc<dyn TrackLocal>).await?;
     Ok(tokio::spawn(send_media(audio, video, tag, meter)))

@@ -6,9 +6,7 @@
 #![allow(dead_code)]
 
 use consulta::sfu::{ClientSignal, Participant, ParticipantId, PcKind, Sfu, SfuConfig, SfuEvent};
-use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,15 +19,16 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState, RTCSessionDescription, Registry,
-    SettingEngineBuilder, register_default_interceptors,
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry,
 };
 use webrtc::rtp_transceiver::RtpSender;
 
 mod observe;
+mod peer_setup;
 use observe::TapRtcp;
 pub use observe::{Feedback, Received};
+use peer_setup::local_track;
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -170,60 +169,12 @@ pub async fn unanswered_offer() -> TestResult<String> {
 }
 
 async fn build_pc(handler: Arc<dyn PeerConnectionEventHandler>, tap_rtcp: bool) -> TestResult<Arc<dyn PeerConnection>> {
-    let mut media_engine = MediaEngine::default();
-    media_engine.register_default_codecs()?;
     let registry = if tap_rtcp {
         Registry::new().with(rtc::interceptor::Slot::from(14_000), TapRtcp::default())
     } else {
         Registry::new()
     };
-    let registry = register_default_interceptors(registry, &mut media_engine)?;
-    let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
-        .with_media_engine(media_engine)
-        .with_setting_engine(
-            SettingEngineBuilder::new()
-                .with_include_loopback_candidate(true)
-                // No multicast in a loopback-only sandbox (`unshare -n`): joining fails there.
-                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
-                .build(),
-        )
-        .with_interceptor_registry(registry)
-        .with_handler(handler)
-        .with_udp_addrs(vec!["127.0.0.1:0".to_owned()])
-        .build()
-        .await?;
-    Ok(Arc::new(pc))
-}
-
-fn local_track(kind: RtpCodecKind, ssrc: u32, tag: &str) -> Arc<TrackLocalStaticRTP> {
-    let codec = match kind {
-        RtpCodecKind::Audio => RTCRtpCodec {
-            mime_type: MIME_TYPE_OPUS.to_owned(),
-            clock_rate: 48000,
-            channels: 2,
-            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
-            rtcp_feedback: vec![],
-        },
-        _ => RTCRtpCodec {
-            mime_type: MIME_TYPE_VP8.to_owned(),
-            clock_rate: 90000,
-            channels: 0,
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: vec![],
-        },
-    };
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        format!("stream-{tag}"),
-        format!("{kind}-{tag}"),
-        format!("{kind}-{tag}"),
-        kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec,
-            ..Default::default()
-        }],
-    )))
+    peer_setup::peer_connection(handler, registry, std::net::Ipv4Addr::LOCALHOST.into()).await
 }
 
 /// A participant with a publisher PC (Opus + VP8 of synthetic RTP) and a subscriber PC.
