@@ -287,6 +287,10 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             _ => w.received as f64 * span / w.seconds,
         };
         let per_second = forwarded / span;
+        // What the generator received, scaled to the same span: counted the same way for every
+        // server, so this is the figure the Consulta/Janus ratio uses.
+        let delivered = w.received as f64 * span / w.seconds;
+        let cpu_per_delivered_us = if delivered > 0.0 { server_cpu / delivered * 1e6 } else { 0.0 };
         let cpu_per_packet_us = if forwarded > 0.0 { server_cpu / forwarded * 1e6 } else { 0.0 };
         let per_core = if server_cpu > 0.0 { forwarded / server_cpu } else { 0.0 };
         let per_participant = rss.saturating_sub(rss0) as f64 / participants as f64;
@@ -318,6 +322,7 @@ async fn ramp(name: &str, target: &Target, args: &Args, baselines: &[Value]) -> 
             "forwarded_counted_by": if fwd0.is_some() { "server stats().rtp_forwarded" } else { "generator (packets received)" },
             "server_cpu_cores": server_cpu / span,
             "server_cpu_us_per_forwarded_packet": cpu_per_packet_us,
+            "server_cpu_us_per_delivered_packet": cpu_per_delivered_us,
             "forwarded_packets_per_cpu_second": per_core.round(),
             "latency_through_server": w.latency,
             "baseline_p2p_latency": baseline.map(|b| b["latency"].clone()),
@@ -411,9 +416,18 @@ pub async fn run(args: Args) -> Value {
                         _ => Value::Null,
                     }
                 };
+                progress(format!(
+                    "consulta/janus at {} rooms: CPU per delivered packet {:.2}, latency p50 {:.2} p99 {:.2}, memory per participant {:.2}",
+                    c["rooms"],
+                    ratio("server_cpu_us_per_delivered_packet", None).as_f64().unwrap_or(f64::NAN),
+                    ratio("latency_through_server", Some("p50_ms")).as_f64().unwrap_or(f64::NAN),
+                    ratio("latency_through_server", Some("p99_ms")).as_f64().unwrap_or(f64::NAN),
+                    ratio("server_bytes_per_participant", None).as_f64().unwrap_or(f64::NAN),
+                ));
                 ratios.push(json!({
                     "rooms": c["rooms"],
-                    "cpu_per_forwarded_packet": ratio("server_cpu_us_per_forwarded_packet", None),
+                    "cpu_per_delivered_packet": ratio("server_cpu_us_per_delivered_packet", None),
+                    "server_memory_per_participant": ratio("server_bytes_per_participant", None),
                     "latency_p50": ratio("latency_through_server", Some("p50_ms")),
                     "latency_p99": ratio("latency_through_server", Some("p99_ms")),
                 }));
