@@ -38,13 +38,23 @@ impl Server {
         let database_url =
             options.database_url.unwrap_or_else(|| format!("sqlite://{}/bench.db", dir.path().display()));
         let binary = PathBuf::from(env!("CARGO_BIN_EXE_consulta"));
-        let mut command = match &options.cpus {
-            Some(cpus) => {
+        // A profiler to run the server under (e.g. `heaptrack`), for finding
+        // where its memory goes; its words are split on spaces.
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").ok().filter(|w| !w.trim().is_empty());
+        let wrapped = wrapper.is_some();
+        let mut command = match (&options.cpus, wrapper) {
+            (_, Some(wrapper)) => {
+                let mut words = wrapper.split_whitespace();
+                let mut c = Command::new(words.next().unwrap_or("env"));
+                c.args(words).arg(&binary);
+                c
+            }
+            (Some(cpus), None) => {
                 let mut c = Command::new("taskset");
                 c.args(["-c", cpus]).arg(&binary);
                 c
             }
-            None => Command::new(&binary),
+            (None, None) => Command::new(&binary),
         };
         for (name, _) in std::env::vars() {
             if name.starts_with("CONSULTA_") || name == "DATABASE_URL" {
@@ -74,6 +84,11 @@ impl Server {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "the server did not start listening within 60 s");
             std::thread::sleep(Duration::from_millis(50));
+        }
+        if wrapped {
+            // Under a profiler the port opens well before migrations and the
+            // certificate are done; the set-up's own CLI calls would race them.
+            std::thread::sleep(Duration::from_secs(10));
         }
         let cert_pem = std::fs::read(dir.path().join("cert.pem")).expect("generated certificate");
         Server { child, port, dir, cert_pem }

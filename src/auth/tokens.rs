@@ -1,6 +1,8 @@
 //! Session tokens: HS256 JWTs naming a session row. The token alone never
 //! grants access; the row must still be live.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
@@ -28,8 +30,15 @@ pub enum TokenError {
     Signing,
 }
 
+/// Cheap to clone: `AppState` (and so these keys) is cloned for every
+/// request and every open socket, and a deep copy of the keys and the
+/// validation's claim sets is about a dozen allocations.
 #[derive(Clone)]
 pub struct TokenKeys {
+    inner: Arc<Keys>,
+}
+
+struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
@@ -38,7 +47,7 @@ pub struct TokenKeys {
 
 impl std::fmt::Debug for TokenKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenKeys").field("issuer", &self.issuer).finish_non_exhaustive()
+        f.debug_struct("TokenKeys").field("issuer", &self.inner.issuer).finish_non_exhaustive()
     }
 }
 
@@ -52,21 +61,24 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "sub", "aud", "iss"]);
-        Self {
+        let keys = Keys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
             issuer: issuer.to_owned(),
-        }
+        };
+        Self { inner: Arc::new(keys) }
     }
 
     pub fn issue(&self, user: UserId, session: SessionId, iat: i64, exp: i64) -> Result<String, TokenError> {
-        let claims = Claims { sub: user, sid: session, iat, exp, aud: AUDIENCE.to_owned(), iss: self.issuer.clone() };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|_| TokenError::Signing)
+        let claims =
+            Claims { sub: user, sid: session, iat, exp, aud: AUDIENCE.to_owned(), iss: self.inner.issuer.clone() };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.inner.encoding)
+            .map_err(|_| TokenError::Signing)
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
             .map(|data| data.claims)
             .map_err(|_| TokenError::Invalid)
     }

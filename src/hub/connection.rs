@@ -184,6 +184,114 @@ async fn dispatch(
     }
 }
 
+/// What a socket's task does after handling one event.
+enum Flow {
+    Continue,
+    Stop,
+}
+
+/// The parts of a socket's state that its handlers need.
+struct Conn {
+    state: AppState,
+    user: CurrentUser,
+    meta: SocketMeta,
+    membership: Option<Membership>,
+    last_heard: Instant,
+    last_touch: Instant,
+}
+
+async fn send_all(socket: &mut Socket, frames: &[ServerMessage]) -> Flow {
+    for frame in frames {
+        if !send_json(socket, frame).await {
+            return Flow::Stop;
+        }
+    }
+    Flow::Continue
+}
+
+/// A frame (or a read error) from the client.
+async fn on_frame(
+    socket: &mut Socket,
+    conn: &mut Conn,
+    flood: &Flood,
+    frame: Option<Result<Message, WsError>>,
+) -> Flow {
+    let message = match frame {
+        None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => return Flow::Stop,
+        Some(Err(WsError::Capacity(_))) => {
+            let _ = send(socket, close(close_code::TOO_BIG, "message too big")).await;
+            drain(socket).await;
+            return Flow::Stop;
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "socket read failed");
+            return Flow::Stop;
+        }
+        Some(Ok(message)) => message,
+    };
+    conn.last_heard = Instant::now();
+    if flood.check().is_err() {
+        tracing::info!(user_id = %conn.user.user.id, "socket flooding; closing");
+        let _ = send(socket, close(close_code::POLICY, "too many messages")).await;
+        drain(socket).await;
+        return Flow::Stop;
+    }
+    let replies = match message {
+        Message::Text(text) => match parse(text.as_str()) {
+            Ok(client) => {
+                if conn.last_touch.elapsed() >= TOUCH_EVERY {
+                    conn.last_touch = Instant::now();
+                    let _ = conn.state.db.touch_session(conn.user.session_id, conn.state.clock.now()).await;
+                }
+                dispatch(&conn.state, &conn.user, &conn.meta, &mut conn.membership, client).await
+            }
+            Err(error) => vec![*error],
+        },
+        Message::Binary(_) => vec![ServerMessage::Error {
+            code: ErrorCode::BadMessage,
+            message: "Binary frames are not accepted.".into(),
+            refers_to: None,
+        }],
+        Message::Close(_) => return Flow::Stop,
+        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Vec::new(),
+    };
+    send_all(socket, &replies).await
+}
+
+/// An event from the media server for the joined room.
+async fn on_event(socket: &mut Socket, conn: &mut Conn, event: Option<SfuEvent>) -> Flow {
+    let Some(room_id) = conn.membership.as_ref().map(|m| m.appointment.id) else { return Flow::Continue };
+    let translated = match event {
+        Some(event) => room::translate(room_id, event),
+        // The media server dropped this participant's channel.
+        None => room::Translated::Gone { frames: Vec::new(), presence_changed: true },
+    };
+    let frames = match translated {
+        room::Translated::Send(frame) => vec![*frame],
+        room::Translated::Ignore => Vec::new(),
+        room::Translated::Gone { frames, presence_changed } => {
+            if let Some(m) = conn.membership.take()
+                && presence_changed
+            {
+                room::leave(&conn.state, conn.user.user.id, m, false).await;
+            }
+            frames
+        }
+    };
+    send_all(socket, &frames).await
+}
+
+/// The joined room's window has closed.
+async fn on_window_closed(socket: &mut Socket, conn: &mut Conn) -> Flow {
+    let Some(m) = conn.membership.take() else { return Flow::Continue };
+    let appointment_id = m.appointment.id.to_string();
+    room::leave(&conn.state, conn.user.user.id, m, true).await;
+    let frame = ServerMessage::RoomClosed { appointment_id, reason: RoomClosedReason::Ended };
+    send_all(socket, &[frame]).await
+}
+
+type Flood = governor::DefaultDirectRateLimiter;
+
 pub(super) async fn run(
     mut socket: Socket,
     state: AppState,
@@ -206,123 +314,48 @@ pub(super) async fn run(
             .allow_burst(NonZeroU32::new(40).unwrap_or(NonZeroU32::MIN)),
     );
     let mut heartbeat = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
-    let mut last_heard = Instant::now();
-    let mut last_touch = Instant::now();
-    let mut membership: Option<Membership> = None;
+    let now = Instant::now();
+    let mut conn = Conn { state, user, meta, membership: None, last_heard: now, last_touch: now };
+    // This task lives as long as the socket, and its future is allocated
+    // whole for that time: as large as the largest state of any `.await` in
+    // it. The handlers of client frames, room events and room closing await
+    // database and media-server calls whose states run to kilobytes, so
+    // they are boxed: the box exists only while one of them runs, and an
+    // idle socket's task holds just this loop.
     loop {
-        let closes_at = membership.as_ref().map(|m| m.closes_at);
-        tokio::select! {
+        let closes_at = conn.membership.as_ref().map(|m| m.closes_at);
+        let flow = tokio::select! {
             out = outbound.recv() => match out {
                 Some(Outbound::Text(text)) => {
-                    if !send(&mut socket, Message::text(text.as_ref())).await {
-                        break;
-                    }
+                    if send(&mut socket, Message::text(text.as_ref())).await { Flow::Continue } else { Flow::Stop }
                 }
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = send(&mut socket, close(code, reason)).await;
-                    break;
+                Some(Outbound::Close(closing)) => {
+                    let _ = send(&mut socket, close(closing.code(), closing.reason())).await;
+                    Flow::Stop
                 }
                 // Unregistered by the hub (too slow, or the session ended with a full queue).
-                None => break,
+                None => Flow::Stop,
             },
-            frame = socket.next() => {
-                let message = match frame {
-                    None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => break,
-                    Some(Err(WsError::Capacity(_))) => {
-                        let _ = send(&mut socket, close(close_code::TOO_BIG, "message too big")).await;
-                        drain(&mut socket).await;
-                        break;
-                    }
-                    Some(Err(e)) => {
-                        tracing::debug!(error = %e, "socket read failed");
-                        break;
-                    }
-                    Some(Ok(message)) => message,
-                };
-                last_heard = Instant::now();
-                if flood.check().is_err() {
-                    tracing::info!(user_id = %user.user.id, "socket flooding; closing");
-                    let _ = send(&mut socket, close(close_code::POLICY, "too many messages")).await;
-                    drain(&mut socket).await;
-                    break;
-                }
-                let replies = match message {
-                    Message::Text(text) => match parse(text.as_str()) {
-                        Ok(client) => {
-                            if last_touch.elapsed() >= TOUCH_EVERY {
-                                last_touch = Instant::now();
-                                let _ = state.db.touch_session(user.session_id, state.clock.now()).await;
-                            }
-                            dispatch(&state, &user, &meta, &mut membership, client).await
-                        }
-                        Err(error) => vec![*error],
-                    },
-                    Message::Binary(_) => vec![ServerMessage::Error {
-                        code: ErrorCode::BadMessage,
-                        message: "Binary frames are not accepted.".into(),
-                        refers_to: None,
-                    }],
-                    Message::Close(_) => break,
-                    Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Vec::new(),
-                };
-                let mut sent = true;
-                for reply in &replies {
-                    sent = sent && send_json(&mut socket, reply).await;
-                }
-                if !sent {
-                    break;
-                }
-            },
-            event = next_event(&mut membership) => {
-                let Some(room_id) = membership.as_ref().map(|m| m.appointment.id) else { continue };
-                let translated = match event {
-                    Some(event) => room::translate(room_id, event),
-                    // The media server dropped this participant's channel.
-                    None => room::Translated::Gone { frames: Vec::new(), presence_changed: true },
-                };
-                let frames = match translated {
-                    room::Translated::Send(frame) => vec![*frame],
-                    room::Translated::Ignore => Vec::new(),
-                    room::Translated::Gone { frames, presence_changed } => {
-                        if let Some(m) = membership.take()
-                            && presence_changed
-                        {
-                            room::leave(&state, user.user.id, m, false).await;
-                        }
-                        frames
-                    }
-                };
-                let mut sent = true;
-                for frame in &frames {
-                    sent = sent && send_json(&mut socket, frame).await;
-                }
-                if !sent {
-                    break;
-                }
-            },
-            () = window_closes(closes_at, &state) => {
-                if let Some(m) = membership.take() {
-                    let appointment_id = m.appointment.id.to_string();
-                    room::leave(&state, user.user.id, m, true).await;
-                    let frame = ServerMessage::RoomClosed { appointment_id, reason: RoomClosedReason::Ended };
-                    if !send_json(&mut socket, &frame).await {
-                        break;
-                    }
-                }
-            },
+            frame = socket.next() => Box::pin(on_frame(&mut socket, &mut conn, &flood, frame)).await,
+            event = next_event(&mut conn.membership) => Box::pin(on_event(&mut socket, &mut conn, event)).await,
+            () = window_closes(closes_at, &conn.state) => Box::pin(on_window_closed(&mut socket, &mut conn)).await,
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT {
+                if conn.last_heard.elapsed() > SILENCE_LIMIT {
                     let _ = send(&mut socket, close(close_code::POLICY, "no answer to pings")).await;
-                    break;
-                }
-                if !send(&mut socket, Message::Ping(Vec::new().into())).await {
-                    break;
+                    Flow::Stop
+                } else if send(&mut socket, Message::Ping(Vec::new().into())).await {
+                    Flow::Continue
+                } else {
+                    Flow::Stop
                 }
             },
+        };
+        if let Flow::Stop = flow {
+            break;
         }
     }
-    if let Some(m) = membership.take() {
-        room::leave(&state, user.user.id, m, true).await;
+    if let Some(m) = conn.membership.take() {
+        Box::pin(room::leave(&conn.state, conn.user.user.id, m, true)).await;
     }
     drop(registration);
     let _ = tokio::time::timeout(Duration::from_secs(2), socket.close(None)).await;

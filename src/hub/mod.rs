@@ -37,10 +37,35 @@ pub mod close_code {
     pub const GOING_AWAY: u16 = 1001;
 }
 
+/// One queued frame. Kept to 16 bytes: every socket's queue allocates a
+/// block of 32 slots up front, idle or not.
 #[derive(Debug)]
 pub(crate) enum Outbound {
     Text(Arc<str>),
-    Close(u16, &'static str),
+    Close(Closing),
+}
+
+/// Why the hub closes a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    SessionEnded,
+    ShuttingDown,
+}
+
+impl Closing {
+    pub(crate) fn code(self) -> u16 {
+        match self {
+            Closing::SessionEnded => close_code::SESSION_ENDED,
+            Closing::ShuttingDown => close_code::GOING_AWAY,
+        }
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Closing::SessionEnded => "session ended",
+            Closing::ShuttingDown => "server shutting down",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -136,7 +161,7 @@ impl Hub {
                 }
                 // A full queue means the close cannot be queued: dropping the
                 // sender ends the connection all the same.
-                let _ = socket.tx.try_send(Outbound::Close(close_code::SESSION_ENDED, "session ended"));
+                let _ = socket.tx.try_send(Outbound::Close(Closing::SessionEnded));
                 false
             });
         }
@@ -146,7 +171,7 @@ impl Hub {
     pub fn close_all(&self) {
         for mut entry in self.sockets.iter_mut() {
             for socket in entry.value_mut().drain(..) {
-                let _ = socket.tx.try_send(Outbound::Close(close_code::GOING_AWAY, "server shutting down"));
+                let _ = socket.tx.try_send(Outbound::Close(Closing::ShuttingDown));
             }
         }
         self.sockets.clear();
@@ -180,5 +205,21 @@ impl Hub {
                 Err(e) => tracing::warn!(error = %e, "could not check the sessions of open sockets"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queued_frame_stays_two_words() {
+        assert!(std::mem::size_of::<Outbound>() <= 16);
+    }
+
+    #[test]
+    fn closings_keep_their_codes() {
+        assert_eq!(Closing::SessionEnded.code(), 4001);
+        assert_eq!(Closing::ShuttingDown.code(), 1001);
     }
 }

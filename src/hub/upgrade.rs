@@ -15,11 +15,21 @@ use crate::state::AppState;
 /// Largest client message: 64 KiB (larger closes the socket with 1009).
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// Bytes tungstenite reads from TLS at a time. Its read buffer starts at
+/// this size, is zero-filled to it on every read and is never shrunk, so
+/// every idle socket holds it (4 KiB was a quarter of the per-socket memory
+/// budget). 1 KiB takes every dashboard frame (pings, joins, ICE candidates:
+/// under 300 bytes) in one read; a larger frame grows the buffer to its own
+/// length when its header arrives and is read in 1 KiB steps, each a copy
+/// out of rustls's decrypted plaintext (rustls reads the network itself, in
+/// 4 KiB steps, whatever this size).
+const READ_CHUNK: usize = 1024;
+
 /// Tungstenite's defaults reserve ~128 KiB of buffers per socket; an idle
-/// dashboard needs a few KiB.
+/// dashboard needs about 1 KiB.
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_CHUNK)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(Some(MAX_MESSAGE))
