@@ -204,10 +204,9 @@ fn inserted(new: &NewAppointment<'_>, doctor: &User, patient: &User) -> Result<A
 }
 
 /// Books one slot. The transaction makes, without an idempotency key,
-/// eleven round trips: `BEGIN`, the lock, one read of both users with the
-/// rules, one read of both calendars, the appointment, its audit row (four:
-/// the chain's head, see `db::audit`), its mails (one `INSERT`), and the
-/// commit.
+/// eight round trips: `BEGIN`, the lock, one read of both users with the
+/// rules, one read of both calendars, the appointment, its audit row, its
+/// mails (one `INSERT`), and the commit.
 pub async fn book(
     db: &Db,
     mail: &MailContext,
