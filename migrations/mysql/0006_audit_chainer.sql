@@ -14,6 +14,11 @@
 ALTER TABLE audit_log ADD COLUMN chain_seq BIGINT NULL;
 
 UPDATE audit_log SET chain_seq = seq WHERE hash IS NOT NULL;
+-- Rows from before the chain existed (no hash, seq < chain_from) get -seq:
+-- they are never linked, and `chain_seq IS NULL` alone then names the rows
+-- waiting for the chainer, found through the index below instead of a scan
+-- from chain_from over every linked row.
+UPDATE audit_log SET chain_seq = -seq WHERE hash IS NULL;
 
 -- Unique: two chainers can never give out one position. Also finds the
 -- unchained rows (chain_seq IS NULL, then by seq, the primary key InnoDB

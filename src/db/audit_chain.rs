@@ -92,12 +92,9 @@ impl Db {
     pub async fn chain_pending_audit(&self, batch: u32) -> Result<usize, DbError> {
         // A plain read first: when nothing waits, no lock is taken at all
         // (on SQLite the lock is the whole database's write lock).
-        let waiting: Option<i64> = sqlx::query_scalar(
-            "SELECT seq FROM audit_log WHERE chain_seq IS NULL \
-             AND seq >= (SELECT chain_from FROM audit_head WHERE id = 1) ORDER BY seq LIMIT 1",
-        )
-        .fetch_optional(self.pool())
-        .await?;
+        let waiting: Option<i64> = sqlx::query_scalar("SELECT seq FROM audit_log WHERE chain_seq IS NULL LIMIT 1")
+            .fetch_optional(self.pool())
+            .await?;
         if waiting.is_none() {
             return Ok(0);
         }
@@ -105,21 +102,23 @@ impl Db {
         // The first statement writes the head row: from here until commit no
         // other pass (on this server or another) can read the same head.
         sqlx::query("UPDATE audit_head SET last_chain_seq = last_chain_seq WHERE id = 1").execute(&mut *tx).await?;
-        let head = sqlx::query("SELECT last_chain_seq, last_hash, chain_from FROM audit_head WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await?;
+        let head =
+            sqlx::query("SELECT last_chain_seq, last_hash FROM audit_head WHERE id = 1").fetch_one(&mut *tx).await?;
         let mut chain_seq: i64 = head.try_get("last_chain_seq")?;
         let mut prev_hash: String = head.try_get("last_hash")?;
-        let chain_from: i64 = head.try_get("chain_from")?;
         // Under READ COMMITTED (MySQL) or the write lock (SQLite) this sees
         // every row committed so far, whatever order their seqs committed in.
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT seq, {HASHED_COLUMNS} FROM audit_log WHERE chain_seq IS NULL AND seq >= ? ORDER BY seq LIMIT ?"
+        // No ORDER BY: with one, MariaDB walks the primary key from the
+        // oldest row through every linked one; without, it reads the
+        // `chain_seq IS NULL` entries of the unique index, which come in seq
+        // order anyway (the index appends the primary key). Sorted below.
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT seq, {HASHED_COLUMNS} FROM audit_log WHERE chain_seq IS NULL LIMIT ?"
         )))
-        .bind(chain_from)
         .bind(i64::from(batch))
         .fetch_all(&mut *tx)
         .await?;
+        rows.sort_by_key(|row| row.try_get::<i64, _>("seq").unwrap_or_default());
         if rows.is_empty() {
             tx.rollback().await?;
             return Ok(0);

@@ -63,15 +63,13 @@ impl Db {
         let head_hash: String = head.try_get("last_hash")?;
         let chain_from: i64 = head.try_get("chain_from")?;
 
+        // Migration 0006 marked them with chain_seq = -seq.
         let before_chain: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain_seq IS NULL AND seq < ?")
-                .bind(chain_from)
-                .fetch_one(self.pool())
-                .await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain_seq < 0").fetch_one(self.pool()).await?;
         let mut report = ChainReport {
             verified: 0,
             before_chain: u64::try_from(before_chain).unwrap_or_default(),
-            unchained: self.unchained_audit(chain_from, now - grace).await?,
+            unchained: self.unchained_audit(now - grace).await?,
             broken: None,
         };
         let broken = |chain_seq: i64, seq: Option<i64>, reason: String| Some(BrokenLink { chain_seq, seq, reason });
@@ -127,16 +125,12 @@ impl Db {
         Ok(report)
     }
 
-    async fn unchained_audit(&self, chain_from: i64, overdue_before: DateTime<Utc>) -> Result<Unchained, DbError> {
-        let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain_seq IS NULL AND seq >= ?")
-            .bind(chain_from)
-            .fetch_one(self.pool())
-            .await?;
+    async fn unchained_audit(&self, overdue_before: DateTime<Utc>) -> Result<Unchained, DbError> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE chain_seq IS NULL").fetch_one(self.pool()).await?;
         let overdue = sqlx::query(
-            "SELECT COUNT(*) AS overdue, MIN(seq) AS oldest FROM audit_log \
-             WHERE chain_seq IS NULL AND seq >= ? AND at < ?",
+            "SELECT COUNT(*) AS overdue, MIN(seq) AS oldest FROM audit_log WHERE chain_seq IS NULL AND at < ?",
         )
-        .bind(chain_from)
         .bind(to_millis(overdue_before))
         .fetch_one(self.pool())
         .await?;

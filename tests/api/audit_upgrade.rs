@@ -1,6 +1,7 @@
 //! Migration 0006 on a database whose audit rows were chained the old way
-//! (inside each request, `chain position = seq`): the old rows still
-//! verify, and rows appended afterwards are linked after them.
+//! (inside each request, `chain position = seq`), with a row from before
+//! the chain: the old rows still verify, the pre-chain row is never linked,
+//! and rows appended afterwards are linked after them.
 
 use consulta::config::DatabaseKind;
 use consulta::db::Db;
@@ -32,11 +33,17 @@ async fn old_rows_still_verify_after_migration_0006(backend: Backend) {
         None => (format!("sqlite://{}/old.db", dir.path().display()), DatabaseKind::Sqlite),
     };
     let db = Db::connect(&url, kind).await.unwrap();
+    // One row from before the chain existed (migration 0004 starts the chain after it)…
+    migrator_before(backend, 4).await.run(db.pool()).await.unwrap();
+    sqlx::query("INSERT INTO audit_log (seq, at, action, outcome) VALUES (1, 1700000000000, 'view', 'ok')")
+        .execute(db.pool())
+        .await
+        .unwrap();
     migrator_before(backend, 6).await.run(db.pool()).await.unwrap();
 
-    // Three rows chained as migration 0004's code did it: seq = position.
+    // … then three chained as migration 0004's code did it: seq = position.
     let mut prev = GENESIS.to_owned();
-    for seq in 1..=3 {
+    for seq in 2..=4 {
         let fields = ChainedFields {
             chain_seq: seq,
             at: 1_700_000_000_000 + seq,
@@ -73,7 +80,7 @@ async fn old_rows_still_verify_after_migration_0006(backend: Backend) {
     let now = chrono::Utc::now();
     let grace = chrono::Duration::seconds(60);
     let report = db.verify_audit_chain(now, grace).await.unwrap();
-    assert_eq!((report.broken, report.verified, report.unchained.pending), (None, 3, 0));
+    assert_eq!((report.broken, report.verified, report.before_chain, report.unchained.pending), (None, 3, 1, 0));
 
     let entry = consulta::db::audit::AuditEntry {
         at: now,
@@ -88,7 +95,7 @@ async fn old_rows_still_verify_after_migration_0006(backend: Backend) {
     db.audit(&[entry.clone(), entry]).await.unwrap();
     assert_eq!(consulta::audit_chainer::drain(&db).await.unwrap(), 2);
     let report = db.verify_audit_chain(now, grace).await.unwrap();
-    assert_eq!((report.broken, report.verified, report.unchained.pending), (None, 5, 0));
+    assert_eq!((report.broken, report.verified, report.before_chain, report.unchained.pending), (None, 5, 1, 0));
     db.close().await;
 }
 on_both_backends!(old_rows_still_verify_after_migration_0006);
