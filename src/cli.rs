@@ -47,8 +47,13 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the audit trail's hash chain; exits non-zero naming the
-    /// first broken link.
-    Verify,
+    /// first broken link, or when rows have waited longer than the grace
+    /// period to be linked (the server's chainer is not running or failing).
+    Verify {
+        /// Seconds an appended row may stay unlinked before it is reported.
+        #[arg(long, default_value_t = 60)]
+        grace_secs: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,27 +147,38 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo => crate::demo::seed(&config).await,
-        Command::Audit(AuditCommand::Verify) => {
+        Command::Audit(AuditCommand::Verify { grace_secs }) => {
             let db = open_database(&config).await?;
-            let report = db.verify_audit_chain().await.context("cannot read the audit trail")?;
+            let grace = chrono::Duration::seconds(i64::from(grace_secs));
+            let report =
+                db.verify_audit_chain(Clock::system().now(), grace).await.context("cannot read the audit trail")?;
             db.close().await;
-            match report.broken {
-                None => {
-                    println!(
-                        "audit chain intact: {} rows verified ({} written before the chain began)",
-                        report.verified, report.before_chain
-                    );
-                    Ok(())
-                }
-                Some(link) => {
-                    println!("audit chain BROKEN at seq {}: {}", link.seq, link.reason);
-                    anyhow::bail!(
-                        "the audit chain is broken at seq {} ({} rows verified before it)",
-                        link.seq,
-                        report.verified
-                    )
-                }
+            if let Some(link) = report.broken {
+                let at = match link.seq {
+                    Some(seq) => format!("seq {seq} (chain position {})", link.chain_seq),
+                    None => format!("chain position {}", link.chain_seq),
+                };
+                println!("audit chain BROKEN at {at}: {}", link.reason);
+                anyhow::bail!("the audit chain is broken at {at} ({} rows verified before it)", report.verified);
             }
+            let unchained = &report.unchained;
+            println!(
+                "audit chain intact: {} rows verified ({} written before the chain began, {} not linked yet)",
+                report.verified, report.before_chain, unchained.pending
+            );
+            if unchained.overdue > 0 {
+                let oldest = unchained.oldest_overdue_seq.unwrap_or_default();
+                println!(
+                    "audit rows NOT LINKED: {} rows have waited more than {grace_secs} s (oldest seq {oldest})",
+                    unchained.overdue
+                );
+                anyhow::bail!(
+                    "{} audit rows are not protected by the chain yet: is a server running, and does its log \
+                     show audit chainer errors?",
+                    unchained.overdue
+                );
+            }
+            Ok(())
         }
     }
 }

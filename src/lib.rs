@@ -3,6 +3,7 @@
 //! `startup` wires the modules together; everything else owns one concern.
 
 pub mod accounts;
+pub mod audit_chainer;
 pub mod auth;
 pub mod cli;
 pub mod clock;

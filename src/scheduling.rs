@@ -22,10 +22,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::db::appointments::{self as repo, BusyColumn, NewAppointment};
 use crate::db::audit::{self, AuditEntry};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, from_millis, to_millis};
 use crate::domain::availability::{Availability, BookingRuleError, Interval};
-use crate::domain::{Appointment, AppointmentId, AppointmentStatus, Note, Role, User, UserId};
-use crate::mail::{MailContext, MailEvent};
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus, Note, Party, Role, User, UserId};
+use crate::mail::{MailContext, MailEvent, Recipients};
 
 const MAX_ATTEMPTS: u32 = 8;
 
@@ -139,7 +139,9 @@ where
     }
 }
 
-/// Overlap checks for a slot: the doctor's grid and calendar, then the patient's own time.
+/// Overlap checks for a slot: the doctor's grid and calendar, then the
+/// patient's own time. One read serves both: the day either side of
+/// `start` for the doctor (buffers reach across slots) and the patient.
 async fn check_slot(
     conn: &mut sqlx::AnyConnection,
     rules: &Availability,
@@ -150,21 +152,61 @@ async fn check_slot(
     except: Option<AppointmentId>,
 ) -> Result<Interval, SchedulingError> {
     let window = chrono::Duration::days(1);
-    let booked: Vec<Interval> =
-        repo::busy_intervals(conn, BusyColumn::Doctor, doctor, start - window, start + window, except)
-            .await?
-            .into_iter()
-            .filter_map(|(s, e)| Interval::new(s, e).ok())
-            .collect();
+    let (from, to) = (start - window, start + window);
+    let (doctor_busy, patient_busy) = repo::busy_of_both(conn, doctor, patient, from, to, except).await?;
+    let booked: Vec<Interval> = doctor_busy.into_iter().filter_map(|(s, e)| Interval::new(s, e).ok()).collect();
     let slot = rules.check_bookable(start, now, &booked)?;
     let (slot_start, slot_end) = (slot.start(), slot.end());
-    let patient_busy = repo::busy_intervals(conn, BusyColumn::Patient, patient, slot_start, slot_end, except).await?;
-    if !patient_busy.is_empty() {
+    let patient_busy = if from <= slot_start && slot_end <= to {
+        patient_busy
+    } else {
+        // A slot longer than the window read above: ask for its own span.
+        repo::busy_intervals(conn, BusyColumn::Patient, patient, slot_start, slot_end, except).await?
+    };
+    if patient_busy.iter().any(|(s, e)| *s < slot_end && *e > slot_start) {
         return Err(SchedulingError::PatientBusy);
     }
     Ok(slot.interval())
 }
 
+/// Both participants and the doctor's rules, read under the locks.
+/// `NotFound` when either user is gone.
+async fn parties(
+    conn: &mut sqlx::AnyConnection,
+    doctor: UserId,
+    patient: UserId,
+) -> Result<(User, User, Option<String>), SchedulingError> {
+    let parties = repo::parties_in(conn, doctor, patient).await?;
+    match (parties.doctor, parties.patient) {
+        (Some(d), Some(p)) => Ok((d, p, parties.rules)),
+        _ => Err(SchedulingError::NotFound),
+    }
+}
+
+/// The row `insert_appointment` just wrote, as `appointment_in` would read
+/// it back (times at the stored millisecond precision), without the read.
+fn inserted(new: &NewAppointment<'_>, doctor: &User, patient: &User) -> Result<Appointment, DbError> {
+    let stored = |t: DateTime<Utc>| from_millis(to_millis(t));
+    Ok(Appointment {
+        id: new.id,
+        doctor: Party { id: doctor.id, name: doctor.name.clone() },
+        patient: Party { id: patient.id, name: patient.name.clone() },
+        start: stored(new.start)?,
+        end: stored(new.end)?,
+        cancelled: false,
+        reason: new.reason.map(str::to_owned),
+        cancel_reason: None,
+        cancelled_by: None,
+        sequence: 0,
+        created_at: stored(new.now)?,
+        updated_at: stored(new.now)?,
+    })
+}
+
+/// Books one slot. The transaction makes, without an idempotency key,
+/// eight round trips: `BEGIN`, the lock, one read of both users with the
+/// rules, one read of both calendars, the appointment, its audit row, its
+/// mails (one `INSERT`), and the commit.
 pub async fn book(
     db: &Db,
     mail: &MailContext,
@@ -189,38 +231,32 @@ pub async fn book(
             tx.commit().await.map_err(DbError::from)?;
             return Ok(Booked { appointment, created: false });
         }
-        let doctor_role: Option<String> = sqlx::query_scalar("SELECT role FROM users WHERE id = ?")
-            .bind(request.doctor_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(DbError::from)?;
-        if doctor_role.as_deref() != Some(Role::Doctor.as_str()) {
+        let (doctor, patient_user, rules) = match parties(&mut tx, request.doctor_id, patient).await {
+            Err(SchedulingError::NotFound) => return Err(SchedulingError::DoctorNotFound),
+            other => other?,
+        };
+        if doctor.role != Role::Doctor {
             return Err(SchedulingError::DoctorNotFound);
         }
-        let rules = repo::availability_in(&mut tx, request.doctor_id).await?.ok_or(SchedulingError::NoAvailability)?;
-        let rules = parse_rules(&rules)?;
+        let rules = parse_rules(&rules.ok_or(SchedulingError::NoAvailability)?)?;
         let slot = check_slot(&mut tx, &rules, request.doctor_id, patient, request.start, now, None).await?;
-        let id = AppointmentId::new();
-        repo::insert_appointment(
-            &mut tx,
-            &NewAppointment {
-                id,
-                doctor_id: request.doctor_id,
-                patient_id: patient,
-                start: slot.start(),
-                end: slot.end(),
-                reason: request.reason.map(Note::as_str),
-                now,
-            },
-        )
-        .await
-        .map_err(taken_on_conflict)?;
+        let new = NewAppointment {
+            id: AppointmentId::new(),
+            doctor_id: request.doctor_id,
+            patient_id: patient,
+            start: slot.start(),
+            end: slot.end(),
+            reason: request.reason.map(Note::as_str),
+            now,
+        };
+        repo::insert_appointment(&mut tx, &new).await.map_err(taken_on_conflict)?;
         if let Some(key) = request.idempotency_key {
-            repo::insert_idempotency_key(&mut tx, patient, key, &fingerprint, id, now).await?;
+            repo::insert_idempotency_key(&mut tx, patient, key, &fingerprint, new.id, now).await?;
         }
-        audit::append(&mut tx, &[actor.audit("create", Some(id), "ok", now)]).await?;
-        let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
-        crate::mail::enqueue(&mut tx, MailEvent::Booked, &appointment, mail, now).await?;
+        audit::append(&mut tx, &[actor.audit("create", Some(new.id), "ok", now)]).await?;
+        let appointment = inserted(&new, &doctor, &patient_user)?;
+        let recipients = Recipients { doctor: &doctor, patient: &patient_user };
+        crate::mail::enqueue(&mut tx, MailEvent::Booked, &appointment, recipients, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(Booked { appointment, created: true })
     })
@@ -281,13 +317,14 @@ pub async fn cancel(
     let cancelled = retrying(|| async {
         let mut tx = db.begin_write().await?;
         let appointment = load_own(&mut tx, id, actor).await?;
-        let rules =
-            repo::availability_in(&mut tx, appointment.doctor.id).await?.map(|r| parse_rules(&r)).transpose()?;
+        let (doctor, patient, rules) = parties(&mut tx, appointment.doctor.id, appointment.patient.id).await?;
+        let rules = rules.map(|r| parse_rules(&r)).transpose()?;
         check_changeable(&appointment, actor, rules.as_ref(), now)?;
         repo::set_cancelled(&mut tx, id, actor.user.id, reason.map(Note::as_str), now).await?;
         audit::append(&mut tx, &[actor.audit("cancel", Some(id), "ok", now)]).await?;
         let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
-        crate::mail::enqueue(&mut tx, MailEvent::Cancelled, &appointment, mail, now).await?;
+        let recipients = Recipients { doctor: &doctor, patient: &patient };
+        crate::mail::enqueue(&mut tx, MailEvent::Cancelled, &appointment, recipients, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(appointment)
     })
@@ -307,16 +344,16 @@ pub async fn reschedule(
     let moved = retrying(|| async {
         let mut tx = db.begin_write().await?;
         let appointment = load_own(&mut tx, id, actor).await?;
-        let rules =
-            repo::availability_in(&mut tx, appointment.doctor.id).await?.ok_or(SchedulingError::NoAvailability)?;
-        let rules = parse_rules(&rules)?;
+        let (doctor, patient, rules) = parties(&mut tx, appointment.doctor.id, appointment.patient.id).await?;
+        let rules = parse_rules(&rules.ok_or(SchedulingError::NoAvailability)?)?;
         check_changeable(&appointment, actor, Some(&rules), now)?;
         let slot =
             check_slot(&mut tx, &rules, appointment.doctor.id, appointment.patient.id, start, now, Some(id)).await?;
         repo::set_times(&mut tx, id, slot.start(), slot.end(), now).await.map_err(taken_on_conflict)?;
         audit::append(&mut tx, &[actor.audit("reschedule", Some(id), "ok", now)]).await?;
         let appointment = repo::appointment_in(&mut tx, id).await?.ok_or(SchedulingError::NotFound)?;
-        crate::mail::enqueue(&mut tx, MailEvent::Rescheduled, &appointment, mail, now).await?;
+        let recipients = Recipients { doctor: &doctor, patient: &patient };
+        crate::mail::enqueue(&mut tx, MailEvent::Rescheduled, &appointment, recipients, mail, now).await?;
         tx.commit().await.map_err(DbError::from)?;
         Ok(appointment)
     })

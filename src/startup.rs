@@ -210,6 +210,8 @@ impl Application {
         ));
         // Rows left by an earlier run (or written while SMTP was down) go out now.
         let mail_worker = self.mail_worker.spawn();
+        // Rows left unlinked by an earlier run are linked by its first pass.
+        let chainer = crate::audit_chainer::spawn(state.db.clone());
         let routes = crate::http::routes(state.clone());
         let hub_state = state.clone();
         let websocket: server::UpgradeHook =
@@ -225,6 +227,7 @@ impl Application {
         sweeper.abort();
         housekeeping.abort();
         mail_worker.stop(Duration::from_secs(10)).await;
+        chainer.stop(Duration::from_secs(5)).await;
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -7,8 +7,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
+use super::users::user_from_row;
 use super::{Db, DbError, from_millis, to_millis};
-use crate::domain::{Appointment, AppointmentId, AppointmentStatus, Party, UserId};
+use crate::domain::{Appointment, AppointmentId, AppointmentStatus, Party, User, UserId};
 
 const SELECT: &str = "SELECT a.id, a.doctor_id, d.name AS doctor_name, a.patient_id, p.name AS patient_name, \
      a.start_at, a.end_at, a.status, a.reason, a.cancel_reason, a.cancelled_by, a.sequence, a.created_at, a.updated_at \
@@ -60,20 +61,104 @@ pub struct AppointmentQuery {
 /// Takes the write locks that serialise bookings: the first statement of
 /// a booking transaction must be this write (see docs/architecture.md).
 /// Returns how many of `users` exist.
+///
+/// One statement for all rows: InnoDB walks an `IN` list over the primary
+/// key in ascending order, so two transactions still take shared rows in
+/// the same (id) order and never wait on each other crosswise (and a
+/// deadlock, should one happen, is retried like any other).
 pub async fn lock_users(conn: &mut AnyConnection, users: &[UserId]) -> Result<u64, DbError> {
-    let mut total = 0;
-    // Always in id order, so two transactions never wait on each other crosswise.
     let mut ids: Vec<String> = users.iter().map(ToString::to_string).collect();
     ids.sort();
     ids.dedup();
-    for id in ids {
-        let done = sqlx::query("UPDATE users SET lock_version = lock_version + 1 WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-        total += done.rows_affected();
+    if ids.is_empty() {
+        return Ok(0);
     }
-    Ok(total)
+    let sql = format!("UPDATE users SET lock_version = lock_version + 1 WHERE id IN ({})", placeholders(ids.len()));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(id);
+    }
+    Ok(query.execute(&mut *conn).await?.rows_affected())
+}
+
+/// `?, ?, …` for `n` values.
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// The two participants of a change and the doctor's stored availability,
+/// read in one round trip inside the change's transaction.
+#[derive(Clone, Debug)]
+pub struct Parties {
+    pub doctor: Option<User>,
+    pub patient: Option<User>,
+    /// The doctor's availability JSON, if published.
+    pub rules: Option<String>,
+}
+
+/// Reads both users with the doctor's availability (a `LEFT JOIN`, so a
+/// doctor without availability still comes back).
+pub async fn parties_in(conn: &mut AnyConnection, doctor: UserId, patient: UserId) -> Result<Parties, DbError> {
+    let rows = sqlx::query(
+        "SELECT u.id, u.email, u.name, u.role, u.timezone, av.rules FROM users u \
+         LEFT JOIN availability av ON av.doctor_id = u.id WHERE u.id IN (?, ?)",
+    )
+    .bind(doctor.to_string())
+    .bind(patient.to_string())
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut parties = Parties { doctor: None, patient: None, rules: None };
+    for row in &rows {
+        let user = user_from_row(row)?;
+        if user.id == doctor {
+            parties.rules = row.try_get("rules")?;
+            parties.doctor = Some(user.clone());
+        }
+        if user.id == patient {
+            parties.patient = Some(user);
+        }
+    }
+    Ok(parties)
+}
+
+/// Scheduled appointments of a doctor and of a patient overlapping
+/// `[from, to)`, in one round trip: `(doctor's, patient's)`.
+pub async fn busy_of_both(
+    conn: &mut AnyConnection,
+    doctor: UserId,
+    patient: UserId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    except: Option<AppointmentId>,
+) -> Result<(Vec<(DateTime<Utc>, DateTime<Utc>)>, Vec<(DateTime<Utc>, DateTime<Utc>)>), DbError> {
+    // A UNION ALL rather than `doctor_id = ? OR patient_id = ?`: each half
+    // uses its own index, and an appointment of this doctor with this
+    // patient is counted on both sides, as two separate queries would.
+    let rows = sqlx::query(
+        "SELECT 'd' AS side, start_at, end_at FROM appointments WHERE doctor_id = ? AND status = 'scheduled' \
+         AND start_at < ? AND end_at > ? AND id <> ? \
+         UNION ALL SELECT 'p' AS side, start_at, end_at FROM appointments WHERE patient_id = ? \
+         AND status = 'scheduled' AND start_at < ? AND end_at > ? AND id <> ?",
+    )
+    .bind(doctor.to_string())
+    .bind(to_millis(to))
+    .bind(to_millis(from))
+    .bind(except.map(|e| e.to_string()).unwrap_or_default())
+    .bind(patient.to_string())
+    .bind(to_millis(to))
+    .bind(to_millis(from))
+    .bind(except.map(|e| e.to_string()).unwrap_or_default())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (mut doctors, mut patients) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let side: String = row.try_get("side")?;
+        let interval = (from_millis(row.try_get("start_at")?)?, from_millis(row.try_get("end_at")?)?);
+        if side == "d" { doctors.push(interval) } else { patients.push(interval) }
+    }
+    doctors.sort();
+    patients.sort();
+    Ok((doctors, patients))
 }
 
 /// Scheduled appointments of `user` (on either side) overlapping `[from, to)`.

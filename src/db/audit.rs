@@ -1,11 +1,11 @@
 //! The `audit_log` table: append-only and hash-chained (see
 //! [`super::audit_chain`]). There is deliberately no update or delete
-//! function here; on SQLite triggers refuse both.
+//! function here; the only update anywhere is the chainer filling in the
+//! chain columns of a row that has none (SQLite's triggers allow exactly that).
 
 use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Row};
 
-use super::audit_chain::ChainedFields;
 use super::{Db, DbError, from_millis, to_millis};
 use crate::domain::{AppointmentId, Role, UserId};
 
@@ -36,70 +36,45 @@ pub struct AuditRecord {
     pub request_id: Option<String>,
 }
 
-/// Appends `entries` to the hash chain, inside the caller's transaction.
+/// Appends `entries`, inside the caller's transaction, with one multi-row
+/// `INSERT`: they commit or roll back with the change they record.
 ///
-/// The first statement is a write on the one `audit_head` row: it takes
-/// that row's lock (InnoDB) or the write lock (SQLite) before anything is
-/// read, so concurrent appends queue up and never chain onto the same
-/// predecessor. Seqs are assigned here, under that lock, so each hash can
-/// cover its own seq.
+/// The rows go in unchained (no `chain_seq`, `prev_hash`, `hash`); the
+/// background chainer ([`Db::chain_pending_audit`]) links them within about
+/// a second. So no request waits on the chain's one head row: before, every
+/// append locked `audit_head` until its transaction committed, which queued
+/// every booking and every appointment view on the whole machine.
 pub async fn append(conn: &mut AnyConnection, entries: &[AuditEntry]) -> Result<(), DbError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let n = i64::try_from(entries.len()).unwrap_or(i64::MAX);
-    sqlx::query("UPDATE audit_head SET last_seq = last_seq + ? WHERE id = 1").bind(n).execute(&mut *conn).await?;
-    let head = sqlx::query("SELECT last_seq, last_hash FROM audit_head WHERE id = 1").fetch_one(&mut *conn).await?;
-    let last_seq: i64 = head.try_get("last_seq")?;
-    let mut prev_hash: String = head.try_get("last_hash")?;
-    let mut seq = last_seq - n;
+    let row = "(?, ?, ?, ?, ?, ?, ?, ?)";
+    let sql = format!(
+        "INSERT INTO audit_log (at, user_id, role, action, appointment_id, outcome, client_ip, request_id) VALUES {}",
+        vec![row; entries.len()].join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for e in entries {
-        seq += 1;
-        let fields = ChainedFields {
-            seq,
-            at: to_millis(e.at),
-            user_id: e.user_id.map(|u| u.to_string()),
-            role: e.role.map(|r| r.as_str().to_owned()),
-            action: e.action.to_owned(),
-            appointment_id: e.appointment_id.map(|a| a.to_string()),
-            outcome: e.outcome.to_owned(),
-            client_ip: e.client_ip.clone(),
-            request_id: e.request_id.clone(),
-        };
-        let hash = fields.hash(&prev_hash);
-        sqlx::query(
-            "INSERT INTO audit_log (seq, at, user_id, role, action, appointment_id, outcome, client_ip, request_id, \
-             prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(seq)
-        .bind(fields.at)
-        .bind(fields.user_id.as_deref())
-        .bind(fields.role.as_deref())
-        .bind(e.action)
-        .bind(fields.appointment_id.as_deref())
-        .bind(e.outcome)
-        .bind(e.client_ip.as_deref())
-        .bind(e.request_id.as_deref())
-        .bind(&prev_hash)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
-        prev_hash = hash;
+        query = query
+            .bind(to_millis(e.at))
+            .bind(e.user_id.map(|u| u.to_string()))
+            .bind(e.role.map(|r| r.as_str()))
+            .bind(e.action)
+            .bind(e.appointment_id.map(|a| a.to_string()))
+            .bind(e.outcome)
+            .bind(e.client_ip.as_deref())
+            .bind(e.request_id.as_deref());
     }
-    sqlx::query("UPDATE audit_head SET last_hash = ? WHERE id = 1").bind(&prev_hash).execute(&mut *conn).await?;
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
 impl Db {
-    /// Appends outside any other transaction (views and refusals).
+    /// Appends outside any other transaction (views and refusals): one
+    /// statement, committed before this returns.
     pub async fn audit(&self, entries: &[AuditEntry]) -> Result<(), DbError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.begin_write().await?;
-        append(&mut tx, entries).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        append(&mut conn, entries).await
     }
 
     pub async fn audit_trail(

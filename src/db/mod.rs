@@ -8,6 +8,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod audit_chain;
+pub mod audit_verify;
 pub mod outbox;
 pub mod password_resets;
 pub mod second_factor;

@@ -12,9 +12,8 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use super::users::user_from_row;
 use super::{Db, DbError, from_millis, to_millis};
-use crate::domain::{AppointmentId, MailId, MailKind, MailStatus, User, UserId};
+use crate::domain::{AppointmentId, MailId, MailKind, MailStatus, UserId};
 
 /// A mail to write in the caller's transaction.
 pub struct NewMail<'a> {
@@ -76,21 +75,35 @@ fn clip(error: &str) -> String {
 }
 
 pub async fn insert(conn: &mut AnyConnection, mail: &NewMail<'_>, now: DateTime<Utc>) -> Result<(), DbError> {
-    sqlx::query(
+    insert_many(conn, std::slice::from_ref(mail), now).await
+}
+
+/// Writes `mails` with one multi-row `INSERT` (one round trip however many
+/// mails a change causes; a booking writes six with the default reminders).
+pub async fn insert_many(conn: &mut AnyConnection, mails: &[NewMail<'_>], now: DateTime<Utc>) -> Result<(), DbError> {
+    if mails.is_empty() {
+        return Ok(());
+    }
+    let row = "(?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?)";
+    let sql = format!(
         "INSERT INTO mail_outbox (id, kind, appointment_id, recipient_id, recipient_email, payload, status, \
-         send_after, next_attempt_at, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?)",
-    )
-    .bind(mail.id.to_string())
-    .bind(mail.kind.as_str())
-    .bind(mail.appointment_id.map(|a| a.to_string()))
-    .bind(mail.recipient_id.to_string())
-    .bind(mail.recipient_email)
-    .bind(mail.payload)
-    .bind(to_millis(mail.send_after))
-    .bind(to_millis(mail.send_after))
-    .bind(to_millis(now))
-    .execute(&mut *conn)
-    .await?;
+         send_after, next_attempt_at, attempts, created_at) VALUES {}",
+        vec![row; mails.len()].join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for mail in mails {
+        query = query
+            .bind(mail.id.to_string())
+            .bind(mail.kind.as_str())
+            .bind(mail.appointment_id.map(|a| a.to_string()))
+            .bind(mail.recipient_id.to_string())
+            .bind(mail.recipient_email)
+            .bind(mail.payload)
+            .bind(to_millis(mail.send_after))
+            .bind(to_millis(mail.send_after))
+            .bind(to_millis(now));
+    }
+    query.execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -105,15 +118,6 @@ pub async fn delete_open_reminders(conn: &mut AnyConnection, appointment: Appoin
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected())
-}
-
-/// A recipient, read inside the caller's transaction.
-pub async fn recipient_in(conn: &mut AnyConnection, id: UserId) -> Result<Option<User>, DbError> {
-    let row = sqlx::query("SELECT id, email, name, role, timezone FROM users WHERE id = ?")
-        .bind(id.to_string())
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.as_ref().map(user_from_row).transpose()
 }
 
 const DUE: &str = "((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?))";

@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 pub use account::{PasswordResetPayload, enqueue_password_reset};
 pub use compose::{ComposeError, Composer, display_name};
-pub use outbox::{MailEvent, Payload, enqueue};
+pub use outbox::{MailEvent, Payload, Recipients, enqueue};
 pub use templates::{TemplateError, Templates};
 pub use transport::{SendError, Transport, TransportError};
 pub use worker::{MailWorker, WorkerHandle, WorkerSettings, backoff};

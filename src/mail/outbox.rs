@@ -68,41 +68,53 @@ fn payload_for(appointment: &Appointment, me: &User, other: &User, now: DateTime
     }
 }
 
-async fn write(
-    conn: &mut sqlx::AnyConnection,
+/// The row for one mail; `json` is its serialised payload.
+fn new_mail<'a>(
     kind: MailKind,
-    recipient: &User,
+    recipient: &'a User,
     payload: &Payload,
+    json: &'a str,
     send_after: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), DbError> {
-    let json = serde_json::to_string(payload).map_err(|e| DbError::Corrupt(format!("mail payload: {e}")))?;
-    let mail = NewMail {
+) -> NewMail<'a> {
+    NewMail {
         id: MailId::new(),
         kind,
         appointment_id: Some(payload.appointment_id),
         recipient_id: recipient.id,
         recipient_email: &recipient.email,
-        payload: &json,
+        payload: json,
         send_after,
-    };
-    repo::insert(conn, &mail, now).await
+    }
+}
+
+fn to_json(payload: &Payload) -> Result<String, DbError> {
+    serde_json::to_string(payload).map_err(|e| DbError::Corrupt(format!("mail payload: {e}")))
+}
+
+/// The two participants as they are in the change's transaction (read
+/// there by the caller, together with whatever else it needed).
+#[derive(Clone, Copy, Debug)]
+pub struct Recipients<'a> {
+    pub doctor: &'a User,
+    pub patient: &'a User,
 }
 
 /// Writes the mails `event` causes for `appointment` (as it is after the
 /// change) into the outbox, on `conn`, which must be the change's open
 /// transaction: the mails commit or roll back with the change. Call
 /// [`MailContext::wake`] after the commit. Returns how many rows it wrote.
+///
+/// All rows go in one `INSERT`; a reschedule or cancel first drops the
+/// reminders that have not gone out.
 pub async fn enqueue(
     conn: &mut sqlx::AnyConnection,
     event: MailEvent,
     appointment: &Appointment,
+    recipients: Recipients<'_>,
     context: &MailContext,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
-    let missing = |who: &str| DbError::Corrupt(format!("appointment {} has no {who}", appointment.id));
-    let doctor = repo::recipient_in(conn, appointment.doctor.id).await?.ok_or_else(|| missing("doctor"))?;
-    let patient = repo::recipient_in(conn, appointment.patient.id).await?.ok_or_else(|| missing("patient"))?;
+    let Recipients { doctor, patient } = recipients;
     if event != MailEvent::Booked {
         repo::delete_open_reminders(conn, appointment.id).await?;
     }
@@ -111,11 +123,13 @@ pub async fn enqueue(
         MailEvent::Rescheduled => MailKind::Update,
         MailEvent::Cancelled => MailKind::Cancellation,
     };
-    let mut written = 0;
-    for (me, other) in [(&patient, &doctor), (&doctor, &patient)] {
+    // (kind, recipient, payload, its JSON, send_after): the JSON is owned
+    // here so that the rows can borrow it until the one INSERT.
+    let mut planned: Vec<(MailKind, &User, Payload, String, DateTime<Utc>)> = Vec::new();
+    for (me, other) in [(patient, doctor), (doctor, patient)] {
         let payload = payload_for(appointment, me, other, now);
-        write(conn, kind, me, &payload, now, now).await?;
-        written += 1;
+        let json = to_json(&payload)?;
+        planned.push((kind, me, payload.clone(), json, now));
         if event == MailEvent::Cancelled {
             continue;
         }
@@ -127,9 +141,12 @@ pub async fn enqueue(
                 continue;
             }
             let reminder = Payload { reminder_minutes: Some(lead.num_minutes()), ..payload.clone() };
-            write(conn, MailKind::Reminder, me, &reminder, at, now).await?;
-            written += 1;
+            let json = to_json(&reminder)?;
+            planned.push((MailKind::Reminder, me, reminder, json, at));
         }
     }
-    Ok(written)
+    let rows: Vec<NewMail<'_>> =
+        planned.iter().map(|(kind, me, payload, json, at)| new_mail(*kind, me, payload, json, *at)).collect();
+    repo::insert_many(conn, &rows, now).await?;
+    Ok(rows.len())
 }

@@ -81,12 +81,12 @@ macro_rules! on_both_backends {
 }
 
 /// A fresh MariaDB database, dropped when this value is.
-struct MySqlDatabase {
-    name: String,
+pub struct MySqlDatabase {
+    pub name: String,
 }
 
 impl MySqlDatabase {
-    async fn create() -> Self {
+    pub async fn create() -> Self {
         use sqlx::Connection as _;
         let name = format!("t_{}", Uuid::new_v4().simple());
         let mut conn = sqlx::MySqlConnection::connect(&mysql_base_url()).await.expect("connect to MySQL");

@@ -6,6 +6,7 @@
 mod accounts;
 mod appointments;
 mod audit;
+mod audit_upgrade;
 mod cli;
 mod concurrency;
 mod database_outage;
