@@ -15,11 +15,12 @@ pub mod second_factor;
 pub mod sessions;
 pub mod users;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::MigrateError;
 use sqlx::{AnyPool, Executor};
 
 use crate::config::DatabaseKind;
@@ -69,15 +70,21 @@ impl DbError {
 pub struct Db {
     pool: AnyPool,
     kind: DatabaseKind,
+    /// SQLite only: the file whose lock serialises migrations between processes.
+    migration_lock: Option<PathBuf>,
 }
 
 impl Db {
     /// Connects, creating the SQLite file (and its folder) when missing.
     pub async fn connect(url: &str, kind: DatabaseKind) -> Result<Self, DbError> {
         install_default_drivers();
-        let url = match kind {
-            DatabaseKind::Sqlite => prepare_sqlite_url(url)?,
-            DatabaseKind::MySql => url.to_owned(),
+        let (url, migration_lock) = match kind {
+            DatabaseKind::Sqlite => {
+                let url = prepare_sqlite_url(url)?;
+                let lock = sqlite_path(&url).map(|p| PathBuf::from(format!("{p}-migrations.lock")));
+                (url, lock)
+            }
+            DatabaseKind::MySql => (url.to_owned(), None),
         };
         let max = match kind {
             // SQLite takes one writer at a time; more connections only help readers.
@@ -116,7 +123,7 @@ impl Db {
             })
             .connect(&url)
             .await?;
-        Ok(Self { pool, kind })
+        Ok(Self { pool, kind, migration_lock })
     }
 
     pub fn kind(&self) -> &DatabaseKind {
@@ -127,11 +134,42 @@ impl Db {
         &self.pool
     }
 
-    /// Applies the migrations of this backend that have not run yet.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+    /// Applies the migrations of this backend that have not run yet. Safe when
+    /// several processes do it at once (a server starting while an operator runs
+    /// `consulta user create`, two servers): they take turns.
+    pub async fn migrate(&self) -> Result<(), MigrateError> {
         match self.kind {
-            DatabaseKind::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
-            DatabaseKind::MySql => sqlx::migrate!("./migrations/mysql").run(&self.pool).await,
+            DatabaseKind::Sqlite => {
+                // sqlx takes no lock on SQLite, so two processes would both apply the
+                // next migration and one would fail. SQLite is always on this host:
+                // a lock file beside the database serialises them.
+                let _held = match &self.migration_lock {
+                    Some(path) => Some(lock_file(path.clone()).await?),
+                    None => None,
+                };
+                sqlx::migrate!("./migrations/sqlite").run(&self.pool).await
+            }
+            DatabaseKind::MySql => {
+                // sqlx's own lock is `GET_LOCK(name, -1)`, which MariaDB answers with
+                // NULL at once (a negative timeout is not "forever" there): a second
+                // process would see the first one's migration half applied ("dirty").
+                // Our own lock, per database, on the connection that migrates.
+                let mut conn = self.pool.acquire().await?;
+                let got: Option<i64> =
+                    sqlx::query_scalar("SELECT GET_LOCK(CONCAT('consulta_migrate_', DATABASE()), 600)")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                if got != Some(1) {
+                    return Err(MigrateError::Execute(sqlx::Error::Protocol(
+                        "another process held the migration lock for 10 minutes".to_owned(),
+                    )));
+                }
+                let result = sqlx::migrate!("./migrations/mysql").run(&mut *conn).await;
+                let _ = sqlx::query("SELECT RELEASE_LOCK(CONCAT('consulta_migrate_', DATABASE()))")
+                    .execute(&mut *conn)
+                    .await;
+                result
+            }
         }
     }
 
@@ -167,6 +205,29 @@ fn prepare_sqlite_url(url: &str) -> Result<String, DbError> {
     let mode = if query.contains("mode=") { "" } else { "mode=rwc" };
     let joined = [query, mode].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
     Ok(format!("sqlite://{path}?{joined}"))
+}
+
+/// The file path of a prepared SQLite URL; `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.trim_start_matches("sqlite://");
+    let path = rest.split_once('?').map_or(rest, |(p, _)| p);
+    (path != ":memory:" && !path.is_empty()).then_some(path)
+}
+
+/// Opens `path` and takes its exclusive lock (waiting for another process to
+/// release it); the lock goes with the returned file.
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, MigrateError> {
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(std::io::Error::other);
+    match locked {
+        Ok(Ok(file)) => Ok(file),
+        Ok(Err(e)) | Err(e) => Err(MigrateError::Execute(sqlx::Error::Io(e))),
+    }
 }
 
 pub fn to_millis(t: DateTime<Utc>) -> i64 {

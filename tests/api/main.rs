@@ -15,6 +15,7 @@ mod graceful;
 mod helpers;
 mod hub;
 mod mail;
+mod migrations;
 mod my_sessions;
 mod password_reset;
 mod rooms;
