@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use consulta::sfu::{CloseReason, SfuEvent};
+use consulta::sfu::{CloseReason, Sfu, SfuEvent};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,13 +13,29 @@ use uuid::Uuid;
 const MEDIA_DEADLINE: Duration = Duration::from_secs(20);
 const EVENT_DEADLINE: Duration = Duration::from_secs(5);
 
+/// One SFU with alice and bob joined to one room; media tests run one at a time (`SERIAL`).
+struct Call {
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+    sfu: Sfu,
+    room: Uuid,
+    alice: Client,
+    bob: Client,
+}
+
+impl Call {
+    async fn start() -> TestResult<Call> {
+        let _serial = SERIAL.lock().await;
+        let sfu = spawn_sfu().await?;
+        let room = Uuid::new_v4();
+        let alice = Client::join(&sfu, room, "alice").await?;
+        let bob = Client::join(&sfu, room, "bob").await?;
+        Ok(Call { _serial, sfu, room, alice, bob })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_participants_receive_each_others_media() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, room, alice, bob } = Call::start().await?;
 
     wait_media_from(&alice, bob.tag, 50, 30, MEDIA_DEADLINE).await?;
     wait_media_from(&bob, alice.tag, 50, 30, MEDIA_DEADLINE).await?;
@@ -59,11 +75,7 @@ async fn two_participants_receive_each_others_media() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaving_stops_media_and_rejoin_works() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, room, alice, bob } = Call::start().await?;
     wait_media_from(&alice, bob.tag, 20, 10, MEDIA_DEADLINE).await?;
 
     sfu.leave(bob.pid).await;
@@ -94,11 +106,7 @@ async fn leaving_stops_media_and_rejoin_works() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_room_stops_media_and_notifies_everyone() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, room, alice, bob } = Call::start().await?;
     wait_media_from(&alice, bob.tag, 20, 10, MEDIA_DEADLINE).await?;
     wait_media_from(&bob, alice.tag, 20, 10, MEDIA_DEADLINE).await?;
 
@@ -123,11 +131,7 @@ async fn close_room_stops_media_and_notifies_everyone() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_datagrams_do_not_disturb_a_call() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, alice, bob, .. } = Call::start().await?;
     wait_media_from(&alice, bob.tag, 20, 10, MEDIA_DEADLINE).await?;
     let before = sfu.stats();
 
@@ -226,11 +230,7 @@ async fn garbage_datagrams_do_not_disturb_a_call() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_join_of_the_same_user_replaces_the_first() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, room, alice, bob } = Call::start().await?;
     wait_media_from(&bob, alice.tag, 20, 10, MEDIA_DEADLINE).await?;
 
     let alice2 = Client::join_as(&sfu, room, "alice2", alice.user_id).await?;
@@ -257,11 +257,7 @@ async fn second_join_of_the_same_user_replaces_the_first() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_share_is_offered_to_and_withdrawn_from_the_other() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let mut alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, mut alice, bob, .. } = Call::start().await?;
     wait_media_from(&bob, alice.tag, 20, 10, MEDIA_DEADLINE).await?;
     assert_eq!(bob.received.source(alice.tag, "screen"), 0);
 
@@ -314,11 +310,7 @@ async fn a_client_that_never_connects_is_dropped() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ice_restart_keeps_the_call_without_rejoining() -> TestResult {
-    let _serial = SERIAL.lock().await;
-    let sfu = spawn_sfu().await?;
-    let room = Uuid::new_v4();
-    let alice = Client::join(&sfu, room, "alice").await?;
-    let bob = Client::join(&sfu, room, "bob").await?;
+    let Call { _serial, sfu, room, alice, bob } = Call::start().await?;
     wait_media_from(&bob, alice.tag, 20, 10, MEDIA_DEADLINE).await?;
     let old_ufrag = alice.server_ufrag().await;
     let old_local = alice.local_offer().await;
