@@ -19,6 +19,7 @@ mod forward;
 mod peer;
 mod room;
 mod rtcp_tap;
+pub use rtcp_tap::DeliverRtcp;
 mod signal;
 mod stats;
 

@@ -11,8 +11,10 @@ use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::time::Instant;
 
+/// Marks every inbound RTCP packet that reaches it for the application. Public so that test
+/// clients built on the same `rtc` stack can watch the feedback the SFU sends them.
 #[derive(Default)]
-pub(crate) struct DeliverRtcp {
+pub struct DeliverRtcp {
     reads: VecDeque<TaggedPacket>,
     writes: VecDeque<TaggedPacket>,
 }

@@ -26,7 +26,6 @@ use webrtc::rtp_transceiver::RtpSender;
 
 mod observe;
 mod peer_setup;
-use observe::TapRtcp;
 pub use observe::{Feedback, Received};
 use peer_setup::local_track;
 
@@ -170,7 +169,7 @@ pub async fn unanswered_offer() -> TestResult<String> {
 
 async fn build_pc(handler: Arc<dyn PeerConnectionEventHandler>, tap_rtcp: bool) -> TestResult<Arc<dyn PeerConnection>> {
     let registry = if tap_rtcp {
-        Registry::new().with(rtc::interceptor::Slot::from(14_000), TapRtcp::default())
+        Registry::new().with(rtc::interceptor::Slot::from(14_000), consulta::sfu::DeliverRtcp::default())
     } else {
         Registry::new()
     };
