@@ -2,7 +2,7 @@
 //! [`Config`] that the rest of the program receives by value or `Arc`.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -54,16 +54,10 @@ pub enum Toggle {
 /// names so that clap's own error messages name the variable at fault.
 #[derive(Clone, Debug, Args)]
 pub struct Settings {
-    /// `sqlite://…` or `mysql://…`; migrations run at start.
-    #[arg(
-        long,
-        global = true,
-        env = "DATABASE_URL",
-        value_name = "DATABASE_URL",
-        default_value = "sqlite://data/consulta.db",
-        hide_env_values = true
-    )]
-    pub database_url: String,
+    /// `sqlite://…` or `mysql://…`; migrations run at start. Default:
+    /// `sqlite://<CONSULTA_DATA_DIR>/consulta.db` (`sqlite://data/consulta.db`).
+    #[arg(long, global = true, env = "DATABASE_URL", value_name = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 
     /// TCP listen address.
     #[arg(long, global = true, env = "CONSULTA_BIND", value_name = "CONSULTA_BIND", default_value = "127.0.0.1:8443")]
@@ -368,11 +362,12 @@ pub fn database_kind(url: &str) -> Result<DatabaseKind, ConfigError> {
 
 impl Settings {
     pub fn validate(self) -> Result<Config, ConfigError> {
-        let database_kind = database_kind(&self.database_url)?;
+        let database_url = self.database_url.unwrap_or_else(|| default_database_url(&self.data_dir));
+        let database_kind = database_kind(&database_url)?;
         // sqlx does not know the `mariadb` scheme; it is the same protocol.
-        let database_url = match self.database_url.strip_prefix("mariadb://") {
+        let database_url = match database_url.strip_prefix("mariadb://") {
             Some(rest) => format!("mysql://{rest}"),
-            None => self.database_url,
+            None => database_url,
         };
         let public_url = PublicUrl::parse(&self.public_url)?;
         let jwt_secret = match self.jwt_secret {
@@ -468,6 +463,12 @@ pub fn parse_reminders(raw: &str) -> Result<Vec<Duration>, ConfigError> {
     Ok(all)
 }
 
+/// The embedded database when `DATABASE_URL` is not set: `consulta.db` in the data directory,
+/// so that `CONSULTA_DATA_DIR` alone moves everything the server keeps.
+fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}/consulta.db", data_dir.display())
+}
+
 /// Refuses `CONSULTA_*` variables that nothing reads (a typo would
 /// otherwise be ignored silently).
 pub fn check_unknown_variables(vars: impl Iterator<Item = (String, String)>) -> Result<(), ConfigError> {
@@ -485,6 +486,20 @@ pub fn check_unknown_variables(vars: impl Iterator<Item = (String, String)>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_database_lives_in_the_data_dir() {
+        assert_eq!(default_database_url(Path::new("data")), "sqlite://data/consulta.db");
+        assert_eq!(default_database_url(Path::new("/var/lib/consulta")), "sqlite:///var/lib/consulta/consulta.db");
+        let cli =
+            <crate::cli::Cli as clap::Parser>::try_parse_from(["consulta", "--data-dir", "/srv/clinic", "migrate"]);
+        let config = cli.ok().map(|c| c.settings.validate());
+        // DATABASE_URL in the environment would override the default; only check without it.
+        if std::env::var_os("DATABASE_URL").is_none() {
+            let url = config.and_then(Result::ok).map(|c| c.database_url);
+            assert_eq!(url.as_deref(), Some("sqlite:///srv/clinic/consulta.db"));
+        }
+    }
 
     #[test]
     fn database_kind_comes_from_the_scheme() {

@@ -198,7 +198,7 @@ pub async fn spawn_app_with(backend: Backend, options: Options) -> TestApp {
     let port = listener.local_addr().expect("bound address").port();
     let public_url = if options.real_origin { format!("https://localhost:{port}") } else { ORIGIN.to_owned() };
     let settings = Settings {
-        database_url: database_url.clone(),
+        database_url: Some(database_url.clone()),
         bind: "127.0.0.1:0".parse().expect("addr"),
         public_url,
         tls: Toggle::On,
