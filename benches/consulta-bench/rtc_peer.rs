@@ -22,7 +22,7 @@ use webrtc::peer_connection::{
     PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCPeerConnectionIceEvent, Registry,
 };
 
-use crate::peer_setup::local_track;
+use crate::peer_setup::{local_track, rtp_packet};
 
 pub type Res<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -249,18 +249,6 @@ async fn send_media(audio: Arc<TrackLocalStaticRTP>, video: Arc<TrackLocalStatic
             meter.on_written(t);
         }
     }
-}
-
-fn rtp_packet(pt: u8, ssrc: u32, seq: u32, ts: u32, marker: bool, payload: bytes::Bytes) -> rtc::rtp::packet::Packet {
-    let mut p = rtc::rtp::packet::Packet::default();
-    p.header.version = 2;
-    p.header.payload_type = pt;
-    p.header.sequence_number = seq as u16;
-    p.header.timestamp = ts;
-    p.header.ssrc = ssrc;
-    p.header.marker = marker;
-    p.payload = payload;
-    p
 }
 
 /// Adds every candidate from `rx` to `pc` (start it once `pc` has its remote description).

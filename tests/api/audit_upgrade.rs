@@ -3,11 +3,10 @@
 //! the chain: the old rows still verify, the pre-chain row is never linked,
 //! and rows appended afterwards are linked after them.
 
-use consulta::config::DatabaseKind;
 use consulta::db::Db;
 use consulta::db::audit_chain::{ChainedFields, GENESIS};
 
-use crate::helpers::{Backend, MySqlDatabase, mysql_base_url};
+use crate::helpers::{Backend, EmptyDatabase};
 use crate::on_both_backends;
 
 /// A migrator over this backend's folder, cut to the migrations before `version`.
@@ -23,16 +22,8 @@ async fn migrator_before(backend: Backend, version: i64) -> sqlx::migrate::Migra
 }
 
 async fn old_rows_still_verify_after_migration_0006(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let mysql = match backend {
-        Backend::MySql => Some(MySqlDatabase::create().await),
-        Backend::Sqlite => None,
-    };
-    let (url, kind) = match &mysql {
-        Some(db) => (format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name), DatabaseKind::MySql),
-        None => (format!("sqlite://{}/old.db", dir.path().display()), DatabaseKind::Sqlite),
-    };
-    let db = Db::connect(&url, kind).await.unwrap();
+    let empty = EmptyDatabase::create(backend).await;
+    let db = Db::connect(&empty.url, empty.kind).await.unwrap();
     // One row from before the chain existed (migration 0004 starts the chain after it)…
     migrator_before(backend, 4).await.run(db.pool()).await.unwrap();
     sqlx::query("INSERT INTO audit_log (seq, at, action, outcome) VALUES (1, 1700000000000, 'view', 'ok')")

@@ -120,6 +120,31 @@ impl Drop for MySqlDatabase {
     }
 }
 
+/// A fresh, empty database on `backend` (no migrations run), gone when this value is dropped.
+pub struct EmptyDatabase {
+    pub url: String,
+    pub kind: consulta::config::DatabaseKind,
+    _dir: tempfile::TempDir,
+    _mysql: Option<MySqlDatabase>,
+}
+
+impl EmptyDatabase {
+    pub async fn create(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (url, kind, mysql) = match backend {
+            Backend::Sqlite => {
+                (format!("sqlite://{}/empty.db", dir.path().display()), consulta::config::DatabaseKind::Sqlite, None)
+            }
+            Backend::MySql => {
+                let db = MySqlDatabase::create().await;
+                let url = format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name);
+                (url, consulta::config::DatabaseKind::MySql, Some(db))
+            }
+        };
+        Self { url, kind, _dir: dir, _mysql: mysql }
+    }
+}
+
 pub struct TestApp {
     #[allow(dead_code)]
     pub addr: SocketAddr,

@@ -2,26 +2,17 @@
 //! while an operator runs `consulta user create`, or two servers — must all
 //! succeed and leave every migration applied exactly once.
 
-use consulta::config::DatabaseKind;
 use consulta::db::Db;
 
-use crate::helpers::{Backend, MySqlDatabase, mysql_base_url};
+use crate::helpers::{Backend, EmptyDatabase};
 use crate::on_both_backends;
 
 async fn concurrent_migrations_all_succeed(backend: Backend) {
-    let dir = tempfile::tempdir().unwrap();
-    let mysql = match backend {
-        Backend::MySql => Some(MySqlDatabase::create().await),
-        Backend::Sqlite => None,
-    };
-    let (url, kind) = match &mysql {
-        Some(db) => (format!("{}/{}", mysql_base_url().trim_end_matches('/'), db.name), DatabaseKind::MySql),
-        None => (format!("sqlite://{}/race.db", dir.path().display()), DatabaseKind::Sqlite),
-    };
+    let empty = EmptyDatabase::create(backend).await;
     // Separate pools, as separate processes would have.
     let mut dbs = Vec::new();
     for _ in 0..4 {
-        dbs.push(Db::connect(&url, kind.clone()).await.unwrap());
+        dbs.push(Db::connect(&empty.url, empty.kind.clone()).await.unwrap());
     }
     let runs = dbs.iter().map(|db| db.migrate());
     let results = futures_util::future::join_all(runs).await;

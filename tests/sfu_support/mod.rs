@@ -27,7 +27,7 @@ use webrtc::rtp_transceiver::RtpSender;
 mod observe;
 mod peer_setup;
 pub use observe::{Feedback, Received};
-use peer_setup::local_track;
+use peer_setup::{local_track, rtp_packet};
 
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -362,7 +362,7 @@ impl Client {
                 let mut p = tag.to_vec();
                 p.extend_from_slice(&seq.to_be_bytes());
                 p.resize(400, 0xCD);
-                let pkt = rtp_packet(96, ssrc, seq, seq.wrapping_mul(4500), bytes::Bytes::from(p));
+                let pkt = rtp_packet(96, ssrc, seq, seq.wrapping_mul(4500), true, bytes::Bytes::from(p));
                 let _ = track.write_rtp(pkt).await;
             }
         });
@@ -462,25 +462,15 @@ async fn send_media(audio: Arc<TrackLocalStaticRTP>, video: Arc<TrackLocalStatic
         };
         if n.is_multiple_of(2) {
             let seq = n / 2;
-            let _ = audio.write_rtp(rtp_packet(111, audio_ssrc, seq, seq.wrapping_mul(960), payload(seq, 80))).await;
+            let _ =
+                audio.write_rtp(rtp_packet(111, audio_ssrc, seq, seq.wrapping_mul(960), true, payload(seq, 80))).await;
         }
         if n.is_multiple_of(3) {
             let seq = n / 3;
-            let _ = video.write_rtp(rtp_packet(96, video_ssrc, seq, seq.wrapping_mul(3000), payload(seq, 600))).await;
+            let _ =
+                video.write_rtp(rtp_packet(96, video_ssrc, seq, seq.wrapping_mul(3000), true, payload(seq, 600))).await;
         }
     }
-}
-
-fn rtp_packet(pt: u8, ssrc: u32, seq: u32, ts: u32, payload: bytes::Bytes) -> rtc::rtp::packet::Packet {
-    let mut p = rtc::rtp::packet::Packet::default();
-    p.header.version = 2;
-    p.header.payload_type = pt;
-    p.header.sequence_number = seq as u16;
-    p.header.timestamp = ts;
-    p.header.ssrc = ssrc;
-    p.header.marker = true;
-    p.payload = payload;
-    p
 }
 
 /// Waits until `a` receives at least `n_audio`/`n_video` packets from `b`'s tag.

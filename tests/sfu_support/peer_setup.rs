@@ -75,3 +75,24 @@ pub fn local_track(kind: RtpCodecKind, ssrc: u32, tag: &str) -> Arc<TrackLocalSt
         }],
     )))
 }
+
+/// An RTP packet as the peers send it (version 2, no extensions).
+pub fn rtp_packet(
+    pt: u8,
+    ssrc: u32,
+    seq: u32,
+    ts: u32,
+    marker: bool,
+    payload: bytes::Bytes,
+) -> rtc::rtp::packet::Packet {
+    let mut p = rtc::rtp::packet::Packet::default();
+    p.header.version = 2;
+    p.header.payload_type = pt;
+    // RTP sequence numbers are 16-bit and wrap; the payload carries the full counter.
+    p.header.sequence_number = seq as u16;
+    p.header.timestamp = ts;
+    p.header.ssrc = ssrc;
+    p.header.marker = marker;
+    p.payload = payload;
+    p
+}
